@@ -1,0 +1,183 @@
+"""The `lab` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lab import composefile, doctor, engine
+from lab import settings as settingslib
+from lab import stacks as stacklib
+from lab.errors import Exit, LabError
+from lab.local import Lab
+
+app = typer.Typer(
+    help="framework-lab: seven Python web frameworks, one contract, behind nginx with PostgreSQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+Frameworks = Annotated[list[str] | None, typer.Argument(help="Frameworks (all when none are named).")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _lab(**overrides: object) -> Lab:
+    return Lab.load(settingslib.load(**overrides), console)
+
+
+def _print_rows(rows: list[dict[str, object]], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("stack", "state", "url", "version", "server")
+    colours = {"healthy": "green", "running": "green", "stopped": "dim", "starting": "yellow"}
+    for row in rows:
+        state = str(row["state"])
+        table.add_row(str(row["framework"]), f"[{colours.get(state, 'red')}]{state}[/]", str(row["url"]),
+                      str(row["version"]), str(row["server"]))
+    out.print(table)
+
+
+@app.command()
+def up(
+    frameworks: Frameworks = None,
+    port: Annotated[int | None, typer.Option(help="Port nginx publishes on (default 8080).")] = None,
+    bind: Annotated[str | None, typer.Option(help="Address nginx publishes on (default 127.0.0.1).")] = None,
+    offline: Annotated[bool | None, typer.Option("--offline", help="Never pull; build the base image "
+                                                 "from Debian's packages.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Build what is missing or stale, start the frameworks with nginx and PostgreSQL, wait until healthy."""
+    lab = _lab(port=port, bind=bind, offline=offline)
+    apps = stacklib.select(lab.stacks, frameworks or [])
+    lab.up(apps)
+    client = engine.client()
+    names = {a.name for a in apps} | {lab.database.name, lab.proxy.name}
+    _print_rows([r for r in lab.rows(client) if r["framework"] in names], as_json)
+
+
+@app.command()
+def build(
+    frameworks: Frameworks = None,
+    offline: Annotated[bool | None, typer.Option("--offline", help="Never pull the base image.")] = None,
+) -> None:
+    """Build the images (only what is missing or stale) and the secrets, without starting anything."""
+    lab = _lab(offline=offline)
+    apps = stacklib.select(lab.stacks, frameworks or [])
+    client = engine.client()
+    engine.require_compose()
+    lab.prepare()
+    lab.build(client, apps)
+
+
+@app.command()
+def down(volumes: Annotated[bool, typer.Option("--volumes", help="Also remove the database volume.")] = False) -> None:
+    """Remove every container and network of the lab (and its volume with --volumes)."""
+    _lab().down(volumes)
+    console.print("lab: down" + (" (volumes removed)" if volumes else ""))
+
+
+@app.command()
+def ps(as_json: JsonFlag = False) -> None:
+    """Show each stack's state and URL."""
+    lab = _lab()
+    _print_rows(lab.rows(engine.client()), as_json)
+
+
+@app.command()
+def logs(
+    framework: Annotated[str | None, typer.Argument(help="A framework, nginx or postgres (all when omitted).")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep following.")] = False,
+    tail: Annotated[int | None, typer.Option(help="Only the last N lines of each.")] = None,
+) -> None:
+    """Show the logs of the lab's containers."""
+    lab = _lab()
+    services = []
+    if framework:
+        known = [s.name for s in lab.stacks if s.kind != "base"]
+        if framework not in known:
+            raise LabError(f"unknown stack {framework!r}", Exit.USAGE, hint=f"valid names: {', '.join(known)}")
+        services = [framework]
+    raise typer.Exit(lab.logs(services, follow, tail))
+
+
+@app.command(name="doctor")
+def doctor_command(as_json: JsonFlag = False) -> None:
+    """Check the engine, compose, disk, port, base image and CA bundle; say how to fix what is wrong."""
+    checks = doctor.run_checks(settingslib.load())
+    if as_json:
+        out.print_json(json.dumps([c.__dict__ for c in checks]))
+    else:
+        table = Table("check", "status", "detail", "fix")
+        colours = {"ok": "green", "warn": "yellow", "fail": "red"}
+        for c in checks:
+            table.add_row(c.name, f"[{colours[c.status]}]{c.status}[/]", c.detail, c.fix)
+        out.print(table)
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(Exit.FAILED)
+
+
+@app.command(name="compose")
+def compose_command(
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if compose/compose.yaml is not current.")] = False,
+) -> None:
+    """Regenerate compose/compose.yaml from stacks/*/stack.toml."""
+    settings = settingslib.load()
+    stacks = stacklib.discover(settings.stacks_dir)
+    if check:
+        if not composefile.is_current(settings, stacks):
+            raise LabError("compose/compose.yaml is out of date: run `lab compose`", Exit.FAILED)
+        return
+    changed = composefile.write(settings, stacks)
+    console.print(f"lab: compose/compose.yaml {'written' if changed else 'already current'}")
+
+
+@app.command(name="stacks")
+def stacks_command(as_json: JsonFlag = False) -> None:
+    """List the frameworks the lab knows (from stacks/*/stack.toml)."""
+    settings = settingslib.load()
+    rows = [
+        {"name": s.name, "title": s.title, "version": s.version_of(s.package),
+         "server": f"{s.server} {s.version_of(s.server)}", "data_layer": s.data_layer, "templates": s.templates}
+        for s in stacklib.apps(stacklib.discover(settings.stacks_dir))
+    ]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(*rows[0].keys()) if rows else Table("name")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    out.print(table)
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except LabError as exc:
+        console.print(f"[red]lab: {exc.message}[/]")
+        if exc.hint:
+            console.print(f"  {exc.hint}")
+        sys.exit(int(exc.code))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console.print("lab: interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(Exit.USAGE)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise

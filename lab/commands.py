@@ -1,0 +1,68 @@
+"""argv for the tools the lab runs (docker, docker compose, debootstrap), built by pure functions.
+
+Nothing here runs anything: unit tests check these lists, lab.run executes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from lab.settings import PROJECT, Settings
+
+
+def compose_env(settings: Settings, ca_bundle: Path, base_image: str) -> dict[str, str]:
+    """Variables the compose file interpolates, from the driver's settings."""
+    return {
+        "LAB_BASE_IMAGE": base_image,
+        "LAB_BIND": settings.bind,
+        "LAB_PORT": str(settings.port),
+        "LAB_CA_BUNDLE": str(ca_bundle),
+        "LAB_SECRETS_DIR": str(settings.secrets_dir),
+    }
+
+
+def compose(settings: Settings, *args: str) -> list[str]:
+    return ["docker", "compose", "--project-name", PROJECT, "--file", str(settings.compose_file), *args]
+
+
+def compose_build(settings: Settings, services: Sequence[str]) -> list[str]:
+    return compose(settings, "build", *services)
+
+
+def compose_up(settings: Settings, services: Sequence[str]) -> list[str]:
+    # --no-build: the driver builds (in order, only what is stale) before it starts anything.
+    return compose(settings, "up", "--detach", "--no-build", "--pull", "never", *services)
+
+
+def compose_down(settings: Settings, volumes: bool = False) -> list[str]:
+    return compose(settings, "down", "--remove-orphans", *(["--volumes"] if volumes else []))
+
+
+def compose_logs(settings: Settings, services: Sequence[str], follow: bool = False, tail: int | None = None) -> list[str]:
+    args = ["logs", "--timestamps"]
+    if follow:
+        args.append("--follow")
+    if tail is not None:
+        args += ["--tail", str(tail)]
+    return compose(settings, *args, *services)
+
+
+def compose_version() -> list[str]:
+    return ["docker", "compose", "version", "--short"]
+
+
+def debootstrap(suite: str, target: Path, mirror: str) -> list[str]:
+    return ["debootstrap", "--variant=minbase", suite, str(target), mirror]
+
+
+def docker_import(image: str, labels: dict[str, str]) -> list[str]:
+    changes = ['CMD ["bash"]', *(f"LABEL {k}={v}" for k, v in sorted(labels.items()))]
+    argv = ["docker", "import"]
+    for change in changes:
+        argv += ["--change", change]
+    return [*argv, "-", image]
+
+
+def tar_rootfs(rootfs: Path) -> list[str]:
+    return ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."]

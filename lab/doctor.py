@@ -1,0 +1,92 @@
+"""`lab doctor`: what this machine has for the lab, what is wrong, and how to fix it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from lab import baseimage, engine, portcheck
+from lab.errors import LabError
+from lab.settings import Settings
+
+MIN_FREE_GIB = 5
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # ok / warn / fail
+    detail: str
+    fix: str = ""
+
+
+def check_ca(settings: Settings) -> Check:
+    bundle = settings.resolved_ca_bundle()
+    if bundle is None:
+        return Check("CA bundle", "warn", "none found; builds use the images' own CA certificates",
+                     "set ca_bundle in lab.toml (or LAB_CA_BUNDLE) if HTTPS goes through a proxy")
+    text = Path(bundle).read_text(errors="replace")
+    count = text.count("-----BEGIN CERTIFICATE-----")
+    if not count:
+        return Check("CA bundle", "fail", f"{bundle} holds no PEM certificate", "point ca_bundle at a PEM bundle")
+    return Check("CA bundle", "ok", f"{bundle} ({count} certificates), handed to builds as a secret")
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    client: docker.DockerClient | None = None
+    try:
+        client = engine.client()
+        info = client.version()
+        checks.append(Check("engine", "ok", f"Docker {info.get('Version')} (API {info.get('ApiVersion')})"))
+    except LabError as exc:
+        checks.append(Check("engine", "fail", exc.message, exc.hint or ""))
+
+    version = engine.compose_version()
+    checks.append(
+        Check("compose", "ok", f"compose {version}")
+        if version and version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 2
+        else Check("compose", "fail", "compose v2 is missing", "run scripts/bootstrap, or install docker-compose-plugin")
+    )
+
+    root = "/var/lib/docker"
+    if client is not None:
+        root = client.info().get("DockerRootDir", root)
+    where = root if Path(root).exists() else str(settings.root)
+    free = shutil.disk_usage(where).free / 2**30
+    checks.append(
+        Check("disk", "ok" if free >= MIN_FREE_GIB else "fail", f"{free:.1f} GiB free at {where}",
+              f"the lab needs about {MIN_FREE_GIB} GiB for its images" if free < MIN_FREE_GIB else "")
+    )
+
+    address = f"{settings.bind}:{settings.port}"
+    if portcheck.is_free(settings.bind, settings.port):
+        checks.append(Check("port", "ok", f"{address} is free for nginx"))
+    else:
+        ours = client is not None and any(
+            engine.service_of(c) == "nginx" for c in engine.lab_containers(client, all=False)
+        )
+        checks.append(
+            Check("port", "ok", f"{address} is held by the lab's nginx")
+            if ours
+            else Check("port", "fail", f"{address} is taken by something else", "free it, or set port in lab.toml")
+        )
+
+    if client is not None:
+        image = settings.base_image
+        local = baseimage.local_name(image)
+        if baseimage.exists(client, image):
+            checks.append(Check("base image", "ok", f"{image} is present"))
+        elif baseimage.exists(client, local):
+            checks.append(Check("base image", "ok", f"{local} (made with debootstrap) stands in for {image}"))
+        elif shutil.which("debootstrap"):
+            checks.append(Check("base image", "warn", f"{image} is not present",
+                                "`lab up` pulls it, or builds it with debootstrap when it cannot"))
+        else:
+            checks.append(Check("base image", "fail", f"{image} is not present and debootstrap is missing",
+                                "apt-get install debootstrap, or docker load the image"))
+    checks.append(check_ca(settings))
+    return checks

@@ -1,0 +1,194 @@
+"""The lab on this machine's Docker engine: build, up, down, ps."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from lab import baseimage, builds, commands, composefile, engine, portcheck, secrets
+from lab import stacks as stacklib
+from lab.errors import Exit, LabError
+from lab.run import run
+from lab.settings import Settings
+from lab.stacks import Stack
+
+NO_CA = "no-ca-bundle"  # an empty stand-in when the host has no CA bundle to hand in
+
+
+@dataclass
+class Lab:
+    settings: Settings
+    stacks: list[Stack]
+    console: Console
+
+    @classmethod
+    def load(cls, settings: Settings, console: Console) -> Lab:
+        return cls(settings, stacklib.discover(settings.stacks_dir), console)
+
+    def say(self, message: str) -> None:
+        self.console.print(f"[dim]lab:[/] {message}")
+
+    @property
+    def base(self) -> Stack:
+        return stacklib.one(self.stacks, "base")
+
+    @property
+    def database(self) -> Stack:
+        return stacklib.one(self.stacks, "database")
+
+    @property
+    def proxy(self) -> Stack:
+        return stacklib.one(self.stacks, "proxy")
+
+    def ca_bundle(self) -> Path:
+        bundle = self.settings.resolved_ca_bundle()
+        if bundle:
+            return bundle
+        empty = self.settings.state_dir / NO_CA
+        empty.parent.mkdir(parents=True, exist_ok=True)
+        empty.touch()
+        return empty
+
+    def env(self, base_image: str | None = None) -> dict[str, str]:
+        return commands.compose_env(self.settings, self.ca_bundle(), base_image or self.settings.base_image)
+
+    # -- preparing ---------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Compose file current, secrets present: everything plain compose needs but images."""
+        if composefile.write(self.settings, self.stacks):
+            self.say(f"regenerated {self.settings.compose_file.relative_to(self.settings.root)} from stacks/")
+        names = sorted({n for s in self.stacks for n in s.secrets})
+        if created := secrets.ensure(self.settings.secrets_dir, names):
+            self.say(f"created secret(s) {', '.join(created)} in {self.settings.secrets_dir}")
+
+    def build(self, client: docker.DockerClient, apps: list[Stack]) -> list[str]:
+        base_image = baseimage.ensure(self.settings, client, self.say)
+        layers = [
+            ([self.base, self.database, self.proxy], base_image),
+            (apps, self.base.image),
+        ]
+        built = builds.build_stale(self.settings, client, layers, self.env(base_image), self.say)
+        if not built:
+            self.say("all images are up to date")
+        return built
+
+    # -- running -----------------------------------------------------------------------------
+
+    def check_port(self, client: docker.DockerClient) -> None:
+        running = [c for c in engine.lab_containers(client, all=False) if engine.service_of(c) == self.proxy.name]
+        for container in running:
+            for bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).values():
+                for binding in bindings or []:
+                    if binding.get("HostIp") == self.settings.bind and binding.get("HostPort") == str(
+                        self.settings.port
+                    ):
+                        return  # our own nginx holds it
+        if not portcheck.is_free(self.settings.bind, self.settings.port):
+            raise LabError(
+                f"{self.settings.bind}:{self.settings.port} is already in use",
+                Exit.PORT,
+                hint="stop what listens there, or choose another port (--port, LAB_PORT or lab.toml)",
+            )
+
+    def up(self, apps: list[Stack]) -> None:
+        client = engine.client()
+        engine.require_compose()
+        self.check_port(client)
+        self.prepare()
+        self.build(client, apps)
+        services = [self.database.name, *(a.name for a in apps), self.proxy.name]
+        run(commands.compose_up(self.settings, services), env=self.env(), capture=True)
+        self.wait_healthy(client, services)
+        self.wait_routed(apps)
+
+    def wait_healthy(self, client: docker.DockerClient, services: list[str]) -> None:
+        deadline = time.monotonic() + self.settings.health_timeout
+        columns = (SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(bar_width=20),
+                   TextColumn("{task.fields[state]}"), TimeElapsedColumn())
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            tasks = {s: progress.add_task(s, total=1, state="starting") for s in services}
+            while True:
+                states = self.states(client)
+                for service, task in tasks.items():
+                    state = states.get(service, "missing")
+                    progress.update(task, state=state, completed=1 if state == "healthy" else 0)
+                pending = [s for s in services if states.get(s) != "healthy"]
+                if not pending:
+                    return
+                failed = [s for s in pending if states.get(s) in ("exited", "dead", "missing")]
+                if failed or time.monotonic() > deadline:
+                    progress.stop()
+                    raise LabError(
+                        "not healthy: " + ", ".join(f"{s} ({states.get(s, 'missing')})" for s in pending),
+                        Exit.UNHEALTHY,
+                        hint=f"see `lab logs {pending[0]}`",
+                    )
+                time.sleep(1)
+
+    def wait_routed(self, apps: list[Stack], timeout: float = 30) -> None:
+        """nginx re-reads the running apps every 2 s: wait until it routes all of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.nginx_status()
+            if all(status.get(a.name) == "healthy" for a in apps):
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"nginx does not route every framework yet: {status}", Exit.UNHEALTHY)
+            time.sleep(0.5)
+
+    def nginx_status(self) -> dict[str, str]:
+        try:
+            with urllib.request.urlopen(f"{self.settings.base_url}/_lab/status.json", timeout=3) as response:
+                return json.load(response)
+        except (OSError, ValueError):
+            return {}
+
+    def states(self, client: docker.DockerClient) -> dict[str, str]:
+        return {engine.service_of(c): engine.health_of(c) for c in engine.lab_containers(client)}
+
+    def down(self, volumes: bool) -> None:
+        engine.client()
+        engine.require_compose()
+        self.prepare()
+        run(commands.compose_down(self.settings, volumes), env=self.env(), capture=True)
+
+    def logs(self, services: list[str], follow: bool, tail: int | None) -> int:
+        self.prepare()
+        return run(commands.compose_logs(self.settings, services, follow, tail), env=self.env(), check=False).returncode
+
+    def rows(self, client: docker.DockerClient) -> list[dict[str, object]]:
+        """One row per app: its URL, state, versions; for `lab up`, `lab ps` and --json."""
+        states = self.states(client)
+        rows = []
+        for app in stacklib.apps(self.stacks):
+            rows.append(
+                {
+                    "framework": app.name,
+                    "title": app.title,
+                    "url": f"{self.settings.base_url}{app.prefix}/",
+                    "state": states.get(app.name, "stopped"),
+                    "version": app.version_of(app.package),
+                    "server": f"{app.server} {app.version_of(app.server)}".strip(),
+                }
+            )
+        for stack in (self.database, self.proxy):
+            rows.append(
+                {
+                    "framework": stack.name,
+                    "title": stack.title,
+                    "url": self.settings.base_url + "/" if stack is self.proxy else "",
+                    "state": states.get(stack.name, "stopped"),
+                    "version": "",
+                    "server": "",
+                }
+            )
+        return rows
+

@@ -1,0 +1,137 @@
+"""The lab's settings: defaults, then `lab.toml` in the project folder, then LAB_* variables."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from lab.errors import Exit, LabError
+
+PROJECT = "framework-lab"
+# Where a host keeps its CA bundle, most specific first (Debian/Ubuntu, Fedora/RHEL, Alpine, macOS brew).
+CA_BUNDLE_CANDIDATES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+    "/opt/homebrew/etc/ca-certificates/cert.pem",
+)
+
+
+def project_root() -> Path:
+    """The checkout the driver runs from: LAB_HOME, or the folder that holds lab/ and stacks/."""
+    if home := os.environ.get("LAB_HOME"):
+        return Path(home).resolve()
+    return Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path = field(default_factory=project_root)
+    bind: str = "127.0.0.1"  # address nginx publishes on
+    port: int = 8080  # port nginx publishes on
+    base_image: str = "debian:trixie-slim"
+    debian_mirror: str = "http://deb.debian.org/debian"
+    ca_bundle: str = "auto"  # "auto" (the host's bundle), "none", or a path
+    offline: bool = False  # never try to pull; build the base image from Debian's packages
+    health_timeout: float = 240.0  # seconds `lab up` waits for every container to be healthy
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".lab"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.state_dir / "secrets"
+
+    @property
+    def stacks_dir(self) -> Path:
+        return self.root / "stacks"
+
+    @property
+    def compose_file(self) -> Path:
+        return self.root / "compose" / "compose.yaml"
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.bind}]" if ":" in self.bind else self.bind
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "::") else host
+        return f"http://{host}:{self.port}"
+
+    def resolved_ca_bundle(self) -> Path | None:
+        """The CA bundle handed to builds as a secret, or None."""
+        if self.ca_bundle == "none":
+            return None
+        if self.ca_bundle != "auto":
+            return Path(self.ca_bundle)
+        for candidate in CA_BUNDLE_CANDIDATES:
+            if Path(candidate).is_file():
+                return Path(candidate)
+        return None
+
+
+_ENV = {f.name: f"LAB_{f.name.upper()}" for f in fields(Settings) if f.name != "root"}
+
+
+def _coerce(name: str, value: object, source: str) -> object:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    try:
+        if kind in ("int", int):
+            value = int(value)  # type: ignore[arg-type]
+        elif kind in ("float", float):
+            value = float(value)  # type: ignore[arg-type]
+        elif kind in ("bool", bool):
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(value)
+                value = value.lower() in ("1", "true", "yes")
+            elif not isinstance(value, bool):
+                raise ValueError(value)
+        elif not isinstance(value, str):
+            raise ValueError(value)
+    except (TypeError, ValueError):
+        raise LabError(f"{source}: {name} = {value!r} is not a valid {kind}", Exit.USAGE) from None
+    return value
+
+
+def validate(settings: Settings) -> Settings:
+    try:
+        ipaddress.ip_address(settings.bind)
+    except ValueError:
+        raise LabError(f"bind = {settings.bind!r} is not an IP address", Exit.USAGE) from None
+    if not 1 <= settings.port <= 65535:
+        raise LabError(f"port = {settings.port} is outside 1-65535", Exit.USAGE)
+    if settings.ca_bundle not in ("auto", "none") and not Path(settings.ca_bundle).is_file():
+        raise LabError(f"ca_bundle = {settings.ca_bundle!r}: no such file", Exit.USAGE)
+    return settings
+
+
+def load(root: Path | None = None, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Defaults < lab.toml < LAB_* environment < command-line overrides (None means unset)."""
+    settings = Settings(root=root or project_root())
+    env = dict(os.environ) if env is None else env
+    values: dict[str, object] = {}
+
+    config = settings.root / "lab.toml"
+    if config.exists():
+        try:
+            data = tomllib.loads(config.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise LabError(f"{config}: not valid TOML: {exc}", Exit.USAGE) from None
+        unknown = sorted(set(data) - set(_ENV))
+        if unknown:
+            raise LabError(
+                f"{config}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(_ENV))}",
+                Exit.USAGE,
+            )
+        values.update({k: _coerce(k, v, str(config)) for k, v in data.items()})
+
+    for name, var in _ENV.items():
+        if var in env and env[var] != "":
+            values[name] = _coerce(name, env[var], var)
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+    return validate(replace(settings, **values))
