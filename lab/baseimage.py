@@ -138,8 +138,9 @@ def build(image: str, target: str, mirror: str, say: Callable[[str], None]) -> N
         say(f"importing {target} …")
         tar = subprocess.Popen(commands.tar_rootfs(rootfs), stdout=subprocess.PIPE)
         labels = {"org.framework-lab.built-by": "debootstrap", "org.framework-lab.stands-for": image}
-        imported = subprocess.run(commands.docker_import(target, labels), stdin=tar.stdout, capture_output=True,
-                                  text=True)
+        imported = subprocess.run(
+            commands.docker_import(target, labels), stdin=tar.stdout, capture_output=True, text=True
+        )
         tar.stdout.close()  # type: ignore[union-attr]
         if tar.wait() != 0 or imported.returncode != 0:
             raise LabError(f"docker import of {target} failed: {imported.stderr.strip()}")

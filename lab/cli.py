@@ -41,8 +41,13 @@ def _print_rows(rows: list[dict[str, object]], as_json: bool) -> None:
     colours = {"healthy": "green", "running": "green", "stopped": "dim", "starting": "yellow"}
     for row in rows:
         state = str(row["state"])
-        table.add_row(str(row["framework"]), f"[{colours.get(state, 'red')}]{state}[/]", str(row["url"]),
-                      str(row["version"]), str(row["server"]))
+        table.add_row(
+            str(row["framework"]),
+            f"[{colours.get(state, 'red')}]{state}[/]",
+            str(row["url"]),
+            str(row["version"]),
+            str(row["server"]),
+        )
     out.print(table)
 
 
@@ -51,8 +56,9 @@ def up(
     frameworks: Frameworks = None,
     port: Annotated[int | None, typer.Option(help="Port nginx publishes on (default 8080).")] = None,
     bind: Annotated[str | None, typer.Option(help="Address nginx publishes on (default 127.0.0.1).")] = None,
-    offline: Annotated[bool | None, typer.Option("--offline", help="Never pull; build the base image "
-                                                 "from Debian's packages.")] = None,
+    offline: Annotated[
+        bool | None, typer.Option("--offline", help="Never pull; build the base image from Debian's packages.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Build what is missing or stale, start the frameworks with nginx and PostgreSQL, wait until healthy."""
@@ -145,8 +151,14 @@ def stacks_command(as_json: JsonFlag = False) -> None:
     """List the frameworks the lab knows (from stacks/*/stack.toml)."""
     settings = settingslib.load()
     rows = [
-        {"name": s.name, "title": s.title, "version": s.version_of(s.package),
-         "server": f"{s.server} {s.version_of(s.server)}", "data_layer": s.data_layer, "templates": s.templates}
+        {
+            "name": s.name,
+            "title": s.title,
+            "version": s.version_of(s.package),
+            "server": f"{s.server} {s.version_of(s.server)}",
+            "data_layer": s.data_layer,
+            "templates": s.templates,
+        }
         for s in stacklib.apps(stacklib.discover(settings.stacks_dir))
     ]
     if as_json:

