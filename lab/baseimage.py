@@ -35,9 +35,10 @@ path-exclude /usr/share/locale/*
 path-exclude /usr/share/lintian/*
 path-exclude /usr/share/linda/*
 """
-APT_CLEAN = """\
-DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
-APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+_CLEAN = "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"
+APT_CLEAN = f"""\
+DPkg::Post-Invoke {{ "{_CLEAN}"; }};
+APT::Update::Post-Invoke {{ "{_CLEAN}"; }};
 Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from lab.settings import PROJECT, Settings
+from lab.settings import Settings
 
 
 def compose_env(settings: Settings, ca_bundle: Path, base_image: str) -> dict[str, str]:
@@ -23,7 +23,7 @@ def compose_env(settings: Settings, ca_bundle: Path, base_image: str) -> dict[st
 
 
 def compose(settings: Settings, *args: str) -> list[str]:
-    return ["docker", "compose", "--project-name", PROJECT, "--file", str(settings.compose_file), *args]
+    return ["docker", "compose", "--project-name", settings.project, "--file", str(settings.compose_file), *args]
 
 
 def compose_build(settings: Settings, services: Sequence[str]) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import docker
 
 from lab import baseimage, engine, portcheck
+from lab import stacks as stacklib
 from lab.errors import LabError
 from lab.settings import Settings
 
@@ -76,8 +77,9 @@ def run_checks(settings: Settings) -> list[Check]:
     if portcheck.is_free(settings.bind, settings.port):
         checks.append(Check("port", "ok", f"{address} is free for nginx"))
     else:
+        proxy = stacklib.one(stacklib.discover(settings.stacks_dir), "proxy").name
         ours = client is not None and any(
-            engine.service_of(c) == "nginx" for c in engine.lab_containers(client, all=False)
+            engine.service_of(c) == proxy for c in engine.lab_containers(client, settings.project, all=False)
         )
         checks.append(
             Check("port", "ok", f"{address} is held by the lab's nginx")

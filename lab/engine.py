@@ -9,7 +9,6 @@ import docker.errors
 
 from lab import commands
 from lab.errors import Exit, LabError
-from lab.settings import PROJECT
 
 
 def client() -> docker.DockerClient:
@@ -46,8 +45,12 @@ def require_compose() -> str:
     return version
 
 
-def lab_containers(engine: docker.DockerClient, all: bool = True) -> list:
-    return engine.containers.list(all=all, filters={"label": f"com.docker.compose.project={PROJECT}"})
+def project_filter(project: str) -> dict[str, str]:
+    return {"label": f"com.docker.compose.project={project}"}
+
+
+def lab_containers(engine: docker.DockerClient, project: str, all: bool = True) -> list:
+    return engine.containers.list(all=all, filters=project_filter(project))
 
 
 def service_of(container) -> str:

@@ -83,8 +83,8 @@ class Lab:
     # -- running -----------------------------------------------------------------------------
 
     def check_port(self, client: docker.DockerClient) -> None:
-        running = [c for c in engine.lab_containers(client, all=False) if engine.service_of(c) == self.proxy.name]
-        for container in running:
+        running = engine.lab_containers(client, self.settings.project, all=False)
+        for container in (c for c in running if engine.service_of(c) == self.proxy.name):
             for bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).values():
                 for binding in bindings or []:
                     if binding.get("HostIp") == self.settings.bind and binding.get("HostPort") == str(
@@ -157,7 +157,7 @@ class Lab:
             return {}
 
     def states(self, client: docker.DockerClient) -> dict[str, str]:
-        return {engine.service_of(c): engine.health_of(c) for c in engine.lab_containers(client)}
+        return {engine.service_of(c): engine.health_of(c) for c in engine.lab_containers(client, self.settings.project)}
 
     def down(self, volumes: bool) -> None:
         engine.client()

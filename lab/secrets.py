@@ -1,4 +1,4 @@
-"""Secrets (database password, Django SECRET_KEY…) as files under .lab/secrets/.
+"""Secrets (the database password, an app's secret key…) as files under .lab/secrets/.
 
 Compose hands each to the containers that need it as /run/secrets/<name>; no secret is ever
 a build argument, an environment variable or part of an image.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ def project_root() -> Path:
 @dataclass(frozen=True)
 class Settings:
     root: Path = field(default_factory=project_root)
+    project: str = PROJECT  # compose project name: containers, networks and the volume carry it
     bind: str = "127.0.0.1"  # address nginx publishes on
     port: int = 8080  # port nginx publishes on
     base_image: str = "debian:trixie-slim"
@@ -97,6 +99,8 @@ def _coerce(name: str, value: object, source: str) -> object:
 
 
 def validate(settings: Settings) -> Settings:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", settings.project):
+        raise LabError(f"project = {settings.project!r}: use lower-case letters, digits, '-' and '_'", Exit.USAGE)
     try:
         ipaddress.ip_address(settings.bind)
     except ValueError:

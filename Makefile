@@ -1,0 +1,21 @@
+# The README's quick start. Each target sets up what it needs first (scripts/bootstrap is idempotent).
+.PHONY: up test unit lint down
+
+up:
+	scripts/bootstrap
+	.venv/bin/lab up
+
+test:
+	scripts/bootstrap
+	.venv/bin/ruff check lab tests stacks
+	.venv/bin/pytest
+
+unit:
+	.venv/bin/pytest tests/unit
+
+lint:
+	.venv/bin/ruff check lab tests stacks
+	.venv/bin/ruff format --check lab tests
+
+down:
+	.venv/bin/lab down

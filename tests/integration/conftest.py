@@ -1,0 +1,110 @@
+"""The real lab on the real engine, in a compose project of its own (framework-lab-test on
+port 18080), so a developer's running lab is left alone. Everything it starts is removed at
+the end, also when tests fail."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "framework-lab-test"
+PORT = 18080
+LAB = [sys.executable, "-m", "lab.cli"]
+
+pytestmark = pytest.mark.integration
+
+
+def lab_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "LAB_PROJECT": PROJECT, "LAB_PORT": str(PORT), "LAB_HEALTH_TIMEOUT": "300", **extra}
+
+
+def run_lab(*args: str, env: dict[str, str] | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*LAB, *args], cwd=ROOT, env=env or lab_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def get(path: str, port: int = PORT, timeout: float = 10) -> Response:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Accept-Encoding": "identity"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Response(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
+    except urllib.error.HTTPError as error:
+        return Response(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
+
+
+def project_resources(client: docker.DockerClient, project: str = PROJECT) -> dict[str, list[str]]:
+    label = {"label": f"com.docker.compose.project={project}"}
+    return {
+        "containers": [c.name for c in client.containers.list(all=True, filters=label)],
+        "networks": [n.name for n in client.networks.list(filters=label)],
+        "volumes": [v.name for v in client.volumes.list(filters=label)],
+    }
+
+
+def remove_project(client: docker.DockerClient, project: str = PROJECT) -> None:
+    """Last-resort cleanup that does not depend on the code under test."""
+    label = {"label": f"com.docker.compose.project={project}"}
+    for container in client.containers.list(all=True, filters=label):
+        container.remove(force=True, v=True)
+    for network in client.networks.list(filters=label):
+        network.remove()
+    for volume in client.volumes.list(filters=label):
+        volume.remove(force=True)
+
+
+@pytest.fixture(scope="session")
+def engine() -> docker.DockerClient:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"integration tests need a Docker engine (run scripts/bootstrap): {exc}")
+    return client
+
+
+@pytest.fixture(scope="session")
+def apps() -> list[str]:
+    from lab import stacks
+
+    return [s.name for s in stacks.apps(stacks.discover(ROOT / "stacks"))]
+
+
+@pytest.fixture(scope="session")
+def lab_up(engine, apps):
+    """`lab up` of every framework, once for the session; torn down whatever happens."""
+    remove_project(engine)
+    try:
+        result = run_lab("up", "--json")
+        assert result.returncode == 0, f"lab up failed:\n{result.stdout}\n{result.stderr}"
+        yield json.loads(result.stdout)
+    finally:
+        run_lab("down", "--volumes")
+        remove_project(engine)
+
+
+def psql(engine: docker.DockerClient, sql: str) -> str:
+    container = engine.containers.get(f"{PROJECT}-postgres-1")
+    code, output = container.exec_run(["psql", "-U", "postgres", "-d", "hello_world", "-tAc", sql])
+    assert code == 0, output.decode()
+    return output.decode().strip()

@@ -1,0 +1,72 @@
+from pathlib import Path
+
+from lab import commands
+from lab.settings import Settings
+
+S = Settings(root=Path("/srv/lab"), project="demo")
+COMPOSE = ["docker", "compose", "--project-name", "demo", "--file", "/srv/lab/compose/compose.yaml"]
+
+
+def test_compose_prefix_names_project_and_file():
+    assert commands.compose(S, "ps") == [*COMPOSE, "ps"]
+
+
+def test_build_up_down_logs():
+    assert commands.compose_build(S, ["python"]) == [*COMPOSE, "build", "python"]
+    assert commands.compose_up(S, ["postgres", "app", "nginx"]) == [
+        *COMPOSE,
+        "up",
+        "--detach",
+        "--no-build",
+        "--pull",
+        "never",
+        "postgres",
+        "app",
+        "nginx",
+    ]
+    assert commands.compose_down(S) == [*COMPOSE, "down", "--remove-orphans"]
+    assert commands.compose_down(S, volumes=True)[-1] == "--volumes"
+    assert commands.compose_logs(S, ["app"], follow=True, tail=5) == [
+        *COMPOSE,
+        "logs",
+        "--timestamps",
+        "--follow",
+        "--tail",
+        "5",
+        "app",
+    ]
+    assert commands.compose_logs(S, []) == [*COMPOSE, "logs", "--timestamps"]
+
+
+def test_compose_env_carries_settings_not_secrets():
+    env = commands.compose_env(S, Path("/etc/ca.pem"), "framework-lab/debian:trixie-slim")
+    assert env == {
+        "LAB_BASE_IMAGE": "framework-lab/debian:trixie-slim",
+        "LAB_BIND": "127.0.0.1",
+        "LAB_PORT": "8080",
+        "LAB_CA_BUNDLE": "/etc/ca.pem",
+        "LAB_SECRETS_DIR": "/srv/lab/.lab/secrets",
+    }
+
+
+def test_debootstrap_and_import():
+    assert commands.debootstrap("trixie", Path("/t/rootfs"), "http://deb.debian.org/debian") == [
+        "debootstrap",
+        "--variant=minbase",
+        "trixie",
+        "/t/rootfs",
+        "http://deb.debian.org/debian",
+    ]
+    assert commands.docker_import("x/debian:trixie-slim", {"b": "2", "a": "1"}) == [
+        "docker",
+        "import",
+        "--change",
+        'CMD ["bash"]',
+        "--change",
+        "LABEL a=1",
+        "--change",
+        "LABEL b=2",
+        "-",
+        "x/debian:trixie-slim",
+    ]
+    assert commands.tar_rootfs(Path("/t/rootfs")) == ["tar", "--numeric-owner", "-C", "/t/rootfs", "-c", "."]

@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+
+from lab import settings as settingslib
+from lab.errors import Exit, LabError
+
+
+def load(tmp_path: Path, toml: str | None = None, env: dict[str, str] | None = None, **overrides):
+    if toml is not None:
+        (tmp_path / "lab.toml").write_text(toml)
+    return settingslib.load(root=tmp_path, env=env or {}, **overrides)
+
+
+def test_defaults(tmp_path):
+    s = load(tmp_path)
+    assert (s.bind, s.port, s.base_image, s.project) == ("127.0.0.1", 8080, "debian:trixie-slim", "framework-lab")
+    assert s.base_url == "http://127.0.0.1:8080"
+    assert s.compose_file == tmp_path / "compose" / "compose.yaml"
+
+
+def test_precedence_toml_then_env_then_options(tmp_path):
+    assert load(tmp_path, "port = 9000\n").port == 9000
+    assert load(tmp_path, "port = 9000\n", env={"LAB_PORT": "9100"}).port == 9100
+    assert load(tmp_path, "port = 9000\n", env={"LAB_PORT": "9100"}, port=9200).port == 9200
+    assert load(tmp_path, env={"LAB_OFFLINE": "yes"}).offline is True
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("port = [", "not valid TOML"),
+        ("prot = 1\n", "unknown setting(s) prot"),
+        ("port = 'eighty'\n", "not a valid int"),
+        ("port = 70000\n", "outside 1-65535"),
+        ("bind = 'localhost'\n", "not an IP address"),
+        ("ca_bundle = '/nonexistent/ca.pem'\n", "no such file"),
+        ("project = 'Bad Name'\n", "lower-case"),
+    ],
+)
+def test_broken_config_is_a_usage_error(tmp_path, toml, message):
+    with pytest.raises(LabError) as error:
+        load(tmp_path, toml)
+    assert message in error.value.message
+    assert error.value.code == Exit.USAGE
+
+
+def test_bad_environment_value_names_the_variable(tmp_path):
+    with pytest.raises(LabError, match="LAB_PORT"):
+        load(tmp_path, env={"LAB_PORT": "x"})
+
+
+def test_ca_bundle_auto_none_and_path(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert load(tmp_path, f"ca_bundle = '{bundle}'\n").resolved_ca_bundle() == bundle
+    assert load(tmp_path, "ca_bundle = 'none'\n").resolved_ca_bundle() is None
+    auto = load(tmp_path).resolved_ca_bundle()
+    assert auto is None or str(auto) in settingslib.CA_BUNDLE_CANDIDATES
+
+
+def test_wildcard_bind_is_reached_on_loopback(tmp_path):
+    assert load(tmp_path, "bind = '0.0.0.0'\n").base_url == "http://127.0.0.1:8080"
