@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,6 +17,8 @@ from lab import settings as settingslib
 from lab import stacks as stacklib
 from lab.errors import Exit, LabError
 from lab.local import Lab
+from lab.verify import local as local_verify
+from lab.verify import report
 
 app = typer.Typer(
     help="framework-lab: seven Python web frameworks, one contract, behind nginx with PostgreSQL.",
@@ -128,6 +132,39 @@ def doctor_command(as_json: JsonFlag = False) -> None:
             table.add_row(c.name, f"[{colours[c.status]}]{c.status}[/]", c.detail, c.fix)
         out.print(table)
     if any(c.status == "fail" for c in checks):
+        raise typer.Exit(Exit.FAILED)
+
+
+@app.command()
+def verify(
+    frameworks: Frameworks = None,
+    as_json: JsonFlag = False,
+    junit: Annotated[Path | None, typer.Option(help="Also write the results as JUnit XML here.")] = None,
+    keep_database: Annotated[
+        bool, typer.Option("--keep-database", help="Skip the check that stops and restarts PostgreSQL.")
+    ] = False,
+    infra: Annotated[bool, typer.Option(help="Run the testinfra host checks (tests/infra) too.")] = True,
+) -> None:
+    """Check every framework against the contract through nginx, and the hosts with testinfra."""
+    lab = _lab()
+    apps = stacklib.select(lab.stacks, frameworks or [])
+    client = engine.client()
+    started = time.monotonic()
+    results = local_verify.contract_results(lab, client, apps, restart_db=not keep_database, console=console)
+    infra_code = local_verify.infra(lab, [a.name for a in apps], quiet=as_json) if infra else 0
+    seconds = time.monotonic() - started
+    if junit:
+        report.write_junit(results, junit, seconds)
+    if as_json:
+        out.print(report.to_json(results, seconds), highlight=False, soft_wrap=True)
+    else:
+        out.print(report.summary_table(results))
+        tally = report.counts(results)
+        out.print(
+            f"contract: {tally['pass']} passed, {tally['warn']} warnings, {tally['fail']} failed "
+            f"in {seconds:.1f}s" + ("" if infra_code == 0 else "; host checks failed")
+        )
+    if report.counts(results)["fail"] or infra_code:
         raise typer.Exit(Exit.FAILED)
 
 

@@ -68,3 +68,27 @@ def docker_import(image: str, labels: dict[str, str]) -> list[str]:
 
 def tar_rootfs(rootfs: Path) -> list[str]:
     return ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."]
+
+
+def infra_tests(settings: Settings, python: str, frameworks: Sequence[str], hosts: str) -> list[str]:
+    """pytest-testinfra over tests/infra, against the docker host `hosts` (local://, ssh://…)."""
+    return [
+        python,
+        "-m",
+        "pytest",
+        "tests/infra",
+        "--hosts",
+        hosts,
+        "--lab-project",
+        settings.project,
+        "--lab-bind",
+        settings.bind,
+        "--lab-port",
+        str(settings.port),
+        "--lab-frameworks",
+        ",".join(frameworks),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--no-header",
+    ]

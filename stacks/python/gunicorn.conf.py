@@ -20,3 +20,5 @@ loglevel = os.environ.get("LAB_LOG_LEVEL", "info")
 # Trust X-Forwarded-* from nginx, the only thing that can reach the app.
 forwarded_allow_ips = "*"
 worker_tmp_dir = "/dev/shm"
+# gunicorn 27's control socket defaults to the working directory, which is read-only here.
+control_socket = "/tmp/gunicorn.ctl"

@@ -1,0 +1,375 @@
+"""Strict checks of stacks/CONTRACT.md, per framework, through nginx.
+
+Each check gives pass, warn or fail with a reason and the URL it used. The database is read
+directly (through the Database given) to prove what the apps claim: that updates persisted,
+that /queries?queries=20 ran twenty SELECTs, that /health follows the database's state.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import html.parser
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+from lab.verify.http import Response, get
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+EXTRA_FORTUNE = (0, "Additional fortune added at request time.")
+CLAMPING = {"queries=0": 1, "queries=foo": 1, "queries=501": 500, "queries=": 1, "": 1, "queries=7": 7}
+CONTENT_TYPES = {
+    "plaintext": ("text/plain",),
+    "json": ("application/json",),
+    "db": ("application/json",),
+    "queries": ("application/json",),
+    "updates": ("application/json",),
+    "fortunes": ("text/html; charset=utf-8",),
+}
+
+
+@dataclass
+class Result:
+    framework: str
+    check: str
+    status: str
+    reason: str
+    url: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+class Database(Protocol):
+    def query(self, sql: str) -> list[list[str]]: ...
+
+    def stop(self) -> None: ...
+
+    def start(self) -> None: ...
+
+
+class _Table(html.parser.HTMLParser):
+    """Rows of cells (th and td) of an HTML page, text unescaped by the parser."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        self.tags.append(tag)
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self.rows:
+            self.rows[-1].append("".join(self._cell))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+class Checker:
+    """The checks of one framework, collected as Results."""
+
+    def __init__(self, base_url: str, framework: str, db: Database) -> None:
+        self.base = f"{base_url.rstrip('/')}/{framework}"
+        self.framework = framework
+        self.db = db
+        self.results: list[Result] = []
+        self.first_plaintext: Response | None = None
+
+    def add(self, check: str, status: str, reason: str, url: str) -> None:
+        self.results.append(Result(self.framework, check, status, reason, url))
+
+    def ok(self, check: str, condition: bool, reason: str, url: str, warn_only: bool = False) -> bool:
+        self.add(check, PASS if condition else (WARN if warn_only else FAIL), "" if condition else reason, url)
+        return condition
+
+    def fetch(self, path: str) -> Response:
+        return get(self.base + path)
+
+    # -- headers -------------------------------------------------------------------------------
+
+    def headers(self, endpoint: str, r: Response) -> None:
+        check = f"{endpoint}: headers"
+        problems = []
+        if r.status != 200:
+            problems.append(f"status {r.status} {r.error}".strip())
+        wanted = CONTENT_TYPES.get(endpoint)
+        content_type = r.header("content-type")
+        if wanted and content_type.replace(" ", "").lower() not in {w.replace(" ", "") for w in wanted}:
+            if content_type.split(";")[0].strip().lower() == wanted[0].split(";")[0]:
+                self.add(f"{endpoint}: content-type", WARN, f"{content_type!r}, expected {wanted[0]!r}", r.url)
+            else:
+                problems.append(f"Content-Type {content_type!r}, expected {wanted[0]!r}")
+        length = r.header("content-length")
+        if length:
+            if int(length) != len(r.body):
+                problems.append(f"Content-Length {length} but {len(r.body)} bytes")
+        elif "chunked" not in r.header("transfer-encoding").lower():
+            problems.append("neither Content-Length nor chunked")
+        if not r.header("server"):
+            problems.append("no Server header")
+        if not _valid_date(r.header("date")):
+            problems.append(f"Date {r.header('date')!r} is not an HTTP date")
+        self.ok(check, not problems, "; ".join(problems), r.url)
+
+    # -- endpoints -----------------------------------------------------------------------------
+
+    def plaintext(self) -> None:
+        r = self.fetch("/plaintext")
+        self.first_plaintext = r
+        self.headers("plaintext", r)
+        self.ok("plaintext: body", r.body == b"Hello, World!", f"body {r.body[:60]!r}", r.url)
+
+    def json(self) -> None:
+        r = self.fetch("/json")
+        self.headers("json", r)
+        self.ok("json: body", _json(r) == {"message": "Hello, World!"}, f"body {r.body[:80]!r}", r.url)
+
+    def db_single(self) -> None:
+        before = self.world_statements()
+        r = self.fetch("/db")
+        after = self.world_statements()
+        self.headers("db", r)
+        body = _json(r)
+        problem = _world_problem(body) if isinstance(body, dict) else f"not a JSON object: {r.body[:80]!r}"
+        if self.ok("db: body", not problem, problem or "", r.url):
+            stored = self.stored([body["id"]])  # type: ignore[index]
+            self.ok(
+                "db: matches the database",
+                stored.get(body["id"]) == body["randomNumber"],  # type: ignore[index]
+                f"row {body} but the database holds {stored}",
+                r.url,
+            )
+        self.statements("db: statements", r.url, after[0] - before[0], 1)
+
+    def queries(self) -> None:
+        for query, count in CLAMPING.items():
+            r = self.fetch(f"/queries?{query}" if query else "/queries")
+            if query == "queries=7":
+                self.headers("queries", r)
+            body = _json(r)
+            problem = _rows_problem(body, count)
+            self.ok(f"queries: {query or 'missing'} gives {count}", not problem, problem, r.url)
+        before = self.world_statements()
+        r = self.fetch("/queries?queries=20")
+        after = self.world_statements()
+        self.statements("queries: statements", r.url, after[0] - before[0], 20)
+
+    def updates(self) -> None:
+        before = self.world_statements()
+        r = self.fetch("/updates?queries=5")
+        after = self.world_statements()
+        self.headers("updates", r)
+        body = _json(r)
+        problem = _rows_problem(body, 5)
+        if self.ok("updates: body", not problem, problem, r.url):
+            claimed = {row["id"]: row["randomNumber"] for row in body}  # type: ignore[union-attr]  # last wins
+            stored = self.stored(list(claimed))
+            differ = {i: (n, stored.get(i)) for i, n in claimed.items() if stored.get(i) != n}
+            self.ok(
+                "updates: persisted",
+                not differ,
+                "rows not written: " + ", ".join(f"id {i} says {a}, database {b}" for i, (a, b) in differ.items()),
+                r.url,
+            )
+        self.statements("updates: reads", r.url, after[0] - before[0], 5)
+        writes = after[1] - before[1]
+        self.ok("updates: writes", 1 <= writes <= 5, f"{writes} UPDATE statements for 5 rows (expected 1 to 5)", r.url)
+        for query, count in (("queries=0", 1), ("queries=foo", 1), ("queries=501", 500)):
+            r = self.fetch(f"/updates?{query}")
+            self.ok(
+                f"updates: {query} gives {count}",
+                not _rows_problem(_json(r), count),
+                _rows_problem(_json(r), count),
+                r.url,
+            )
+
+    def fortunes(self) -> None:
+        r = self.fetch("/fortunes")
+        self.headers("fortunes", r)
+        text = r.body.decode("utf-8", errors="replace")
+        expected = [(int(i), m) for i, m in self.db.query("SELECT id, message FROM fortune")]
+        expected = sorted([*expected, EXTRA_FORTUNE], key=lambda row: row[1])
+        parser = _Table()
+        parser.feed(text)
+        header, *rows = parser.rows or [[]]
+        got = [(int(c[0]), c[1]) if len(c) == 2 and c[0].strip().isdigit() else tuple(c) for c in rows]
+        self.ok("fortunes: table", header == ["id", "message"] and got == expected, _diff(expected, got), r.url)
+        self.ok(
+            "fortunes: escaped",
+            "<script>" not in text and "&lt;script&gt;" in text,
+            "the <script> fortune is not HTML-escaped",
+            r.url,
+        )
+        self.ok("fortunes: utf-8", "フレームワークのベンチマーク" in text, "the Japanese fortune is mangled", r.url)
+        self.ok(
+            "fortunes: page",
+            text.lstrip().lower().startswith("<!doctype html>") and "title" in parser.tags,
+            "not a full HTML page (<!DOCTYPE html>, <title>)",
+            r.url,
+        )
+
+    def health(self) -> None:
+        r = self.fetch("/health")
+        body = _json(r)
+        self.ok(
+            "health: up",
+            r.status == 200 and isinstance(body, dict) and body.get("status") == "ok",
+            f"status {r.status}, body {r.body[:80]!r}",
+            r.url,
+        )
+
+    def index(self) -> None:
+        r = self.fetch("/")
+        text = r.body.decode("utf-8", errors="replace")
+        prefix = self.base.split("//", 1)[1].split("/", 1)[1]
+        missing = [p for p in ("plaintext", "json", "fortunes") if f'href="/{prefix}/{p}' not in text]
+        self.ok(
+            "index: prefixed links",
+            r.status == 200 and not missing,
+            f"status {r.status}; no link to {', '.join(missing)} under /{prefix}/",
+            r.url,
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def stored(self, ids: Iterable[int]) -> dict[int, int]:
+        id_list = ",".join(str(int(i)) for i in ids) or "0"
+        return {int(i): int(n) for i, n in self.db.query(f"SELECT id, randomnumber FROM world WHERE id IN ({id_list})")}
+
+    def world_statements(self) -> tuple[int, int]:
+        """(SELECTs, UPDATEs) on table world executed so far, from pg_stat_statements."""
+        rows = self.db.query(
+            "SELECT coalesce(sum(calls) FILTER (WHERE query ILIKE 'select%'), 0),"
+            " coalesce(sum(calls) FILTER (WHERE query ILIKE 'update%'), 0)"
+            " FROM pg_stat_statements WHERE query ILIKE '%world%' AND query NOT ILIKE '%pg_stat_statements%'"
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+    def statements(self, check: str, url: str, counted: int, expected: int) -> None:
+        self.ok(check, counted == expected, f"{counted} SELECTs on world, expected {expected}", url)
+
+
+def _json(r: Response) -> object:
+    try:
+        return r.json()
+    except ValueError:
+        return None
+
+
+def _valid_date(value: str) -> bool:
+    try:
+        return email.utils.parsedate_to_datetime(value) is not None
+    except (TypeError, ValueError, IndexError):
+        return False
+
+
+def _world_problem(row: object) -> str:
+    if not isinstance(row, dict) or set(row) != {"id", "randomNumber"}:
+        return f"expected {{'id', 'randomNumber'}}, got {row!r}"[:200]
+    for key in ("id", "randomNumber"):
+        value = row[key]
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10000:
+            return f"{key} = {value!r} is not an integer in 1-10000"
+    return ""
+
+
+def _rows_problem(body: object, count: int) -> str:
+    if not isinstance(body, list):
+        return f"not a JSON list: {str(body)[:80]}"
+    if len(body) != count:
+        return f"{len(body)} rows, expected {count}"
+    return next((p for p in map(_world_problem, body) if p), "")
+
+
+def _diff(expected: list, got: list) -> str:
+    if len(expected) != len(got):
+        return f"{len(got)} rows, expected {len(expected)}"
+    for position, (want, have) in enumerate(zip(expected, got, strict=True)):
+        if want != have:
+            return f"row {position + 1}: {have!r}, expected {want!r}"
+    return "header row is not id, message"
+
+
+def verify_framework(base_url: str, framework: str, db: Database) -> Checker:
+    checker = Checker(base_url, framework, db)
+    for step in (
+        checker.plaintext,
+        checker.json,
+        checker.db_single,
+        checker.queries,
+        checker.updates,
+        checker.fortunes,
+        checker.health,
+        checker.index,
+    ):
+        step()
+    return checker
+
+
+def check_dates(checkers: list[Checker]) -> None:
+    """The Date header changes between two requests a second or more apart (it is not cached)."""
+    time.sleep(1.1)  # Date has a resolution of one second
+    for checker in checkers:
+        again = checker.fetch("/plaintext")
+        before = checker.first_plaintext.header("date") if checker.first_plaintext else ""
+        checker.ok(
+            "plaintext: fresh Date",
+            before != again.header("date"),
+            f"Date stayed {before!r} over {again.seconds:.1f}s+",
+            again.url,
+        )
+
+
+def check_health_follows_database(checkers: list[Checker], db: Database, timeout: float = 60) -> None:
+    """Stop the database: every /health says 503 quickly; start it: every /health comes back to 200."""
+    db.stop()
+    try:
+        for checker in checkers:
+            r = checker.fetch("/health")
+            body = _json(r)
+            good = r.status == 503 and isinstance(body, dict) and body.get("status") == "unavailable"
+            checker.ok("health: database down gives 503", good, f"status {r.status}, body {r.body[:80]!r}", r.url)
+            checker.ok("health: 503 is quick", r.seconds < 5, f"took {r.seconds:.1f}s", r.url, warn_only=True)
+    finally:
+        db.start()
+    deadline = time.monotonic() + timeout
+    pending = list(checkers)
+    while pending and time.monotonic() < deadline:
+        pending = [c for c in pending if c.fetch("/health").status != 200]
+        if pending:
+            time.sleep(0.5)
+    for checker in checkers:
+        checker.ok(
+            "health: back to 200",
+            checker not in pending,
+            f"still not 200 {timeout:.0f}s after the database returned",
+            checker.base + "/health",
+        )
+
+
+def verify(
+    base_url: str,
+    frameworks: list[str],
+    db: Database,
+    restart_db: bool = True,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[Result]:
+    checkers = []
+    for framework in frameworks:
+        progress(framework)
+        checkers.append(verify_framework(base_url, framework, db))
+    check_dates(checkers)
+    if restart_db:
+        progress("database")
+        check_health_follows_database(checkers, db)
+    return [result for checker in checkers for result in checker.results]

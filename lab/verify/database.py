@@ -1,0 +1,44 @@
+"""The lab's PostgreSQL as the verifier sees it: queried as its superuser inside its container
+(it publishes no port), stopped and started to check that /health follows it."""
+
+from __future__ import annotations
+
+import time
+
+import docker
+
+from lab import engine
+from lab.errors import Exit, LabError
+
+
+class ContainerDatabase:
+    def __init__(self, client: docker.DockerClient, project: str, service: str, database: str = "hello_world") -> None:
+        found = [c for c in engine.lab_containers(client, project) if engine.service_of(c) == service]
+        if not found:
+            raise LabError(
+                f"no {service} container in project {project}: is the lab up?", Exit.FAILED, hint="run `lab up` first"
+            )
+        self.container = found[0]
+        self.database = database
+
+    def query(self, sql: str) -> list[list[str]]:
+        code, output = self.container.exec_run(
+            ["psql", "-X", "-q", "-U", "postgres", "-d", self.database, "-tA", "-F", "\t", "-c", sql]
+        )
+        text = output.decode("utf-8")
+        if code != 0:
+            raise LabError(f"psql failed: {text.strip()[:300]}")
+        return [line.split("\t") for line in text.splitlines() if line]
+
+    def stop(self) -> None:
+        self.container.stop(timeout=20)
+
+    def start(self, timeout: float = 60) -> None:
+        self.container.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.container.reload()
+            if engine.health_of(self.container) == "healthy":
+                return
+            time.sleep(0.5)
+        raise LabError(f"{self.container.name} is not healthy {timeout:.0f}s after it was started", Exit.UNHEALTHY)

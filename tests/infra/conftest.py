@@ -1,0 +1,116 @@
+"""Host checks of a running lab with pytest-testinfra, usable on their own:
+
+    pytest tests/infra --hosts=local:// [--lab-project framework-lab] [--lab-port 8080]
+
+`--hosts` names the Docker host (testinfra's local, ssh or ansible backend): the lab's
+containers are inspected with the docker CLI there, and looked into with testinfra's docker
+backend when the host is this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import testinfra
+
+STACKS = Path(__file__).resolve().parents[2] / "stacks"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("framework-lab")
+    group.addoption("--lab-project", default="framework-lab", help="compose project of the lab")
+    group.addoption("--lab-bind", default="127.0.0.1", help="address nginx should publish on")
+    group.addoption("--lab-port", default="8080", help="port nginx should publish on")
+    group.addoption("--lab-frameworks", default="", help="comma-separated frameworks (default: all)")
+    group.addoption(
+        "--lab-secrets",
+        default=str(STACKS.parent / ".lab" / "secrets"),
+        help="folder of the lab's secret files (on this machine)",
+    )
+    group.addoption(
+        "--lab-ca-bundle",
+        default="/etc/ssl/certs/ca-certificates.crt",
+        help="the CA bundle handed to builds (must not be in any layer)",
+    )
+
+
+@dataclass
+class Container:
+    name: str
+    service: str
+    kind: str  # the stack's kind: app, database, proxy
+    manifest: dict
+    inspect: dict
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(item.split("=", 1) for item in self.inspect["Config"]["Env"] or [])
+
+
+def manifests() -> dict[str, dict]:
+    return {p.parent.name: tomllib.loads(p.read_text()) for p in STACKS.glob("*/stack.toml")}
+
+
+@pytest.fixture(scope="session")
+def docker_host(request: pytest.FixtureRequest):
+    hosts = request.config.getoption("hosts") or "local://"
+    return testinfra.get_host(hosts.split(",")[0] if isinstance(hosts, str) else hosts[0])
+
+
+@pytest.fixture(scope="session")
+def lab(request: pytest.FixtureRequest) -> dict[str, str]:
+    return {
+        "project": request.config.getoption("lab_project"),
+        "bind": request.config.getoption("lab_bind"),
+        "port": request.config.getoption("lab_port"),
+        "secrets": request.config.getoption("lab_secrets"),
+        "ca_bundle": request.config.getoption("lab_ca_bundle"),
+    }
+
+
+def docker(docker_host, *args: str) -> str:
+    result = docker_host.run("docker " + " ".join(shlex.quote(a) for a in args))
+    assert result.rc == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def containers(request: pytest.FixtureRequest, docker_host, lab) -> list[Container]:
+    names = docker(
+        docker_host,
+        "ps",
+        "-a",
+        "--filter",
+        f"label=com.docker.compose.project={lab['project']}",
+        "--format",
+        "{{.Names}}",
+    ).split()
+    assert names, f"no container of project {lab['project']}: is the lab up?"
+    known = manifests()
+    selected = [f for f in request.config.getoption("lab_frameworks").split(",") if f]
+    found = []
+    for data in json.loads(docker(docker_host, "inspect", *names)):
+        service = data["Config"]["Labels"]["com.docker.compose.service"]
+        manifest = known.get(service, {})
+        kind = manifest.get("kind", "unknown")
+        if kind == "app" and selected and service not in selected:
+            continue
+        found.append(Container(data["Name"].lstrip("/"), service, kind, manifest, data))
+    return found
+
+
+@pytest.fixture(scope="session")
+def inside(docker_host):
+    """A testinfra host inside a container of the lab."""
+    if docker_host.backend.NAME != "local":
+        pytest.fail("looking inside containers needs the local backend (run on the Docker host)")
+    return lambda container: testinfra.get_host(f"docker://{container.name}")
+
+
+def by_kind(containers: list[Container], kind: str) -> list[Container]:
+    return [c for c in containers if c.kind == kind]

@@ -1,0 +1,121 @@
+"""Every container of the lab: running, healthy, restarted by the engine, non-root, the expected
+server with the expected workers, listening only on its own port."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.infra.conftest import by_kind, docker
+
+HEALTHCHECK_PROCESSES = ("lab-healthcheck", "pg_isready", "render-upstreams")
+
+
+def test_every_container_is_running_healthy_and_restarted(containers):
+    problems = []
+    for c in containers:
+        state = c.inspect["State"]
+        health = state.get("Health", {}).get("Status")
+        policy = c.inspect["HostConfig"]["RestartPolicy"]["Name"]
+        if not state["Running"] or health != "healthy":
+            problems.append(f"{c.name}: running={state['Running']} health={health}")
+        if policy not in ("always", "unless-stopped"):
+            problems.append(f"{c.name}: restart policy {policy!r}")
+        if not c.inspect["Config"].get("Healthcheck"):
+            problems.append(f"{c.name}: no healthcheck")
+    assert not problems, "\n".join(problems)
+
+
+def processes(docker_host, container) -> list[tuple[int, str]]:
+    """(uid, command line) of every process in the container, health checks left out."""
+    rows = docker(docker_host, "top", container.name, "-eo", "pid,uid,args").splitlines()[1:]
+    found = []
+    for row in rows:
+        _pid, uid, args = row.split(None, 2)
+        if not any(h in args for h in HEALTHCHECK_PROCESSES):
+            found.append((int(uid), args.strip()))
+    return found
+
+
+def test_no_process_runs_as_root(docker_host, containers):
+    problems = [
+        f"{c.name}: {args!r} runs as root" for c in containers for uid, args in processes(docker_host, c) if uid == 0
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_apps_run_their_server_with_the_configured_workers(docker_host, containers):
+    problems = []
+    for c in by_kind(containers, "app"):
+        workers = int(c.env.get("LAB_WORKERS", "1"))
+        procs = processes(docker_host, c)
+        server = c.manifest["server"]
+        if server != "tornado" and not all(server in args for _, args in procs):
+            problems.append(f"{c.name}: not all processes are {server}: {[a for _, a in procs]}")
+        if len(procs) != workers + 1:
+            problems.append(f"{c.name}: {len(procs)} processes, expected a supervisor and {workers} workers")
+        if c.inspect["Config"]["User"] in ("", "root", "0"):
+            problems.append(f"{c.name}: the image's user is root")
+    assert not problems, "\n".join(problems)
+
+
+DOCKER_DNS = "0B00007F"  # 127.0.0.11, where the engine's embedded resolver listens in every container
+
+
+def listening_ports(host) -> set[int]:
+    """TCP ports in LISTEN state, from /proc/net (no ss or netstat in slim images)."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not host.file(table).exists:
+            continue
+        for line in host.file(table).content_string.splitlines()[1:]:
+            fields = line.split()
+            address, port = fields[1].rsplit(":", 1)
+            if fields[3] == "0A" and address != DOCKER_DNS:
+                ports.add(int(port, 16))
+    return ports
+
+
+def test_each_container_listens_only_on_its_port(containers, inside):
+    problems = []
+    for c in containers:
+        expected = {int(c.env.get("LAB_PORT", c.manifest.get("port", 0)))} if c.kind == "app" else {c.manifest["port"]}
+        found = listening_ports(inside(c))
+        if found != expected:
+            problems.append(f"{c.name}: listens on {sorted(found)}, expected {sorted(expected)}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def nginx(containers):
+    found = by_kind(containers, "proxy")
+    assert found, "no nginx container"
+    return found[0]
+
+
+def test_nginx_configuration_is_valid_and_quiet(nginx, inside):
+    host = inside(nginx)
+    assert host.run("nginx -t -q").rc == 0
+    config = host.check_output("nginx -T 2>/dev/null")
+    assert "server_tokens off;" in config
+    assert "keepalive " in config or "keepalive 32" in config
+
+
+def test_only_nginx_publishes_a_port_on_the_configured_address(containers, nginx, lab):
+    for c in containers:
+        ports = {k: v for k, v in (c.inspect["NetworkSettings"]["Ports"] or {}).items() if v}
+        if c is nginx:
+            assert ports == {f"{nginx.manifest['port']}/tcp": [{"HostIp": lab["bind"], "HostPort": lab["port"]}]}
+        else:
+            assert ports == {}, f"{c.name} publishes {ports}"
+
+
+def test_postgres_keeps_its_data_on_a_named_volume_and_is_internal(docker_host, containers, lab):
+    (pg,) = by_kind(containers, "database")
+    mounts = [m for m in pg.inspect["Mounts"] if m["Destination"] == pg.manifest["volume"]]
+    assert mounts and mounts[0]["Type"] == "volume", pg.inspect["Mounts"]
+    assert mounts[0]["Name"] == f"{lab['project']}_pgdata"
+    networks = list(pg.inspect["NetworkSettings"]["Networks"])
+    import json
+
+    for network in json.loads(docker(docker_host, "network", "inspect", *networks)):
+        assert network["Internal"], f"postgres is on {network['Name']}, which is not internal"
