@@ -70,8 +70,14 @@ def tar_rootfs(rootfs: Path) -> list[str]:
     return ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."]
 
 
-def infra_tests(settings: Settings, python: str, frameworks: Sequence[str], hosts: str) -> list[str]:
+def infra_tests(
+    settings: Settings, python: str, frameworks: Sequence[str], hosts: str, ca_bundle: Path | None
+) -> list[str]:
     """pytest-testinfra over tests/infra, against the docker host `hosts` (local://, ssh://…)."""
+    lab = ["--lab-project", settings.project, "--lab-bind", settings.bind, "--lab-port", str(settings.port)]
+    lab += ["--lab-frameworks", ",".join(frameworks), "--lab-secrets", str(settings.secrets_dir)]
+    if ca_bundle:
+        lab += ["--lab-ca-bundle", str(ca_bundle)]
     return [
         python,
         "-m",
@@ -79,14 +85,7 @@ def infra_tests(settings: Settings, python: str, frameworks: Sequence[str], host
         "tests/infra",
         "--hosts",
         hosts,
-        "--lab-project",
-        settings.project,
-        "--lab-bind",
-        settings.bind,
-        "--lab-port",
-        str(settings.port),
-        "--lab-frameworks",
-        ",".join(frameworks),
+        *lab,
         "-q",
         "-p",
         "no:cacheprovider",

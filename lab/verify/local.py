@@ -41,6 +41,6 @@ def contract_results(
 
 def infra(lab: Lab, frameworks: list[str], quiet: bool = False) -> int:
     """Run the testinfra suite (tests/infra) against the local lab; its exit code."""
-    argv = commands.infra_tests(lab.settings, sys.executable, frameworks, hosts="local://")
+    argv = commands.infra_tests(lab.settings, sys.executable, frameworks, "local://", lab.settings.resolved_ca_bundle())
     result = subprocess.run(argv, cwd=lab.settings.root, capture_output=quiet, text=True)
     return result.returncode

@@ -70,3 +70,13 @@ def test_debootstrap_and_import():
         "x/debian:trixie-slim",
     ]
     assert commands.tar_rootfs(Path("/t/rootfs")) == ["tar", "--numeric-owner", "-C", "/t/rootfs", "-c", "."]
+
+
+def test_infra_tests_argv():
+    argv = commands.infra_tests(S, "/venv/bin/python", ["a", "b"], "local://", Path("/etc/ca.pem"))
+    assert argv[:6] == ["/venv/bin/python", "-m", "pytest", "tests/infra", "--hosts", "local://"]
+    assert argv[argv.index("--lab-project") + 1] == "demo"
+    assert argv[argv.index("--lab-frameworks") + 1] == "a,b"
+    assert argv[argv.index("--lab-secrets") + 1] == "/srv/lab/.lab/secrets"
+    assert argv[argv.index("--lab-ca-bundle") + 1] == "/etc/ca.pem"
+    assert "--lab-ca-bundle" not in commands.infra_tests(S, "python", [], "local://", None)

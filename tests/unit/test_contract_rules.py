@@ -1,0 +1,53 @@
+"""The verifier's pure rules: row shapes, clamping counts, dates, HTML tables, reports."""
+
+import xml.etree.ElementTree as ET
+
+from lab.verify import contract, report
+from lab.verify.contract import Result
+
+
+def test_world_row_rules():
+    assert contract._world_problem({"id": 1, "randomNumber": 10000}) == ""
+    assert "expected" in contract._world_problem({"id": 1, "randomnumber": 2})
+    assert "not an integer" in contract._world_problem({"id": "1", "randomNumber": 2})
+    assert "not an integer" in contract._world_problem({"id": 1, "randomNumber": 10001})
+    assert "not an integer" in contract._world_problem({"id": True, "randomNumber": 2})
+
+
+def test_rows_rules():
+    rows = [{"id": 1, "randomNumber": 2}] * 3
+    assert contract._rows_problem(rows, 3) == ""
+    assert contract._rows_problem(rows, 2) == "3 rows, expected 2"
+    assert contract._rows_problem({"id": 1}, 1).startswith("not a JSON list")
+
+
+def test_http_dates():
+    assert contract._valid_date("Wed, 25 Nov 2026 10:30:02 GMT")
+    assert not contract._valid_date("yesterday")
+    assert not contract._valid_date("")
+
+
+def test_table_parser_unescapes_and_keeps_header():
+    parser = contract._Table()
+    parser.feed("<table><tr><th>id</th><th>message</th></tr><tr><td>11</td><td>&lt;b&gt; &amp; &quot;x&quot;</td></tr>")
+    assert parser.rows == [["id", "message"], ["11", '<b> & "x"']]
+
+
+def test_diff_names_the_first_differing_row():
+    assert contract._diff([(1, "a"), (2, "b")], [(1, "a"), (3, "b")]) == "row 2: (3, 'b'), expected (2, 'b')"
+    assert contract._diff([(1, "a")], []) == "0 rows, expected 1"
+
+
+def test_reports(tmp_path):
+    results = [
+        Result("fw", "json: body", "pass", "", "http://x/fw/json"),
+        Result("fw", "json: headers", "warn", "charset", "http://x/fw/json"),
+        Result("fw", "db: body", "fail", "bad row", "http://x/fw/db"),
+    ]
+    assert report.counts(results) == {"pass": 1, "warn": 1, "fail": 1}
+    report.write_junit(results, tmp_path / "junit.xml", 1.5)
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    assert suite.get("name") == "fw" and suite.get("failures") == "1" and suite.get("tests") == "3"
+    assert [c.find("failure").get("message") for c in suite if c.find("failure") is not None] == ["bad row"]
+    table = report.summary_table(results)
+    assert table.row_count == 2
