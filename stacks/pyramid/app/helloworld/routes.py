@@ -1,0 +1,9 @@
+def includeme(config):
+    config.add_route("index", "/")
+    config.add_route("plaintext", "/plaintext")
+    config.add_route("json", "/json")
+    config.add_route("db", "/db")
+    config.add_route("queries", "/queries")
+    config.add_route("fortunes", "/fortunes")
+    config.add_route("updates", "/updates")
+    config.add_route("health", "/health")
