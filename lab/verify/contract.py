@@ -20,7 +20,7 @@ PASS, WARN, FAIL = "pass", "warn", "fail"
 EXTRA_FORTUNE = (0, "Additional fortune added at request time.")
 CLAMPING = {"queries=0": 1, "queries=foo": 1, "queries=501": 500, "queries=": 1, "": 1, "queries=7": 7}
 CONTENT_TYPES = {
-    "plaintext": ("text/plain",),
+    "plaintext": ("text/plain", "text/plain; charset=utf-8"),  # charset optional
     "json": ("application/json",),
     "db": ("application/json",),
     "queries": ("application/json",),
