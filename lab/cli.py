@@ -26,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # messages are never wrapped mid-line
 out = Console()
 
 Frameworks = Annotated[list[str] | None, typer.Argument(help="Frameworks (all when none are named).")]

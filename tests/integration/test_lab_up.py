@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import html.parser
-import socket
 import time
 
 import pytest
 
+from lab import portcheck
 from tests.integration.conftest import PORT, PROJECT, get, lab_env, project_resources, psql, run_lab
 
 pytestmark = pytest.mark.integration
@@ -158,6 +158,17 @@ def check_index(app, engine):
 CHECKS = {name.removeprefix("check_"): f for name, f in globals().items() if name.startswith("check_")}
 
 
+def test_lab_verify_passes_on_the_fresh_lab(lab_up, apps, tmp_path):
+    """What CI asks of every change: the contract and host checks of every framework pass."""
+    junit = tmp_path / "verify.xml"
+    result = run_lab("verify", "--junit", str(junit))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " 0 failed" in result.stdout
+    text = junit.read_text()
+    assert all(f'<testsuite name="{app}"' in text for app in apps)
+    assert "<failure" not in text
+
+
 def test_nginx_front_door(lab_up, apps):
     index = get("/")
     assert index.status == 200
@@ -238,8 +249,7 @@ def test_down_removes_everything_but_the_volume_then_the_volume(lab_up, engine):
     left = project_resources(engine)
     assert left["containers"] == [] and left["networks"] == []
     assert left["volumes"] == [f"{PROJECT}_pgdata"]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", PORT))  # the port is free again
+    assert portcheck.is_free("127.0.0.1", PORT)
     result = run_lab("down", "--volumes")
     assert result.returncode == 0, result.stderr
     assert project_resources(engine) == {"containers": [], "networks": [], "volumes": []}

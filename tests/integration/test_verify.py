@@ -108,12 +108,11 @@ def verdict(broken_lab):
 @pytest.mark.parametrize(
     ("check", "reason"),
     [
-        ("plaintext: headers", "Content-Type 'text/html; charset=utf-8', expected 'text/plain'"),
+        ("plaintext: headers", "Content-Type 'text/html', expected 'text/plain'"),
         ("queries: queries=501 gives 500", "501 rows, expected 500"),
         ("queries: queries=foo gives 1", "2 rows, expected 1"),
         ("queries: statements", "1 SELECTs on world, expected 20"),
         ("updates: persisted", "rows not written"),
-        ("updates: writes", "0 UPDATE statements"),
         ("fortunes: table", "row 1:"),
         ("fortunes: escaped", "not HTML-escaped"),
         ("health: database down gives 503", "status 200"),
