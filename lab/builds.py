@@ -81,7 +81,7 @@ def build_stale(
         if not stale:
             continue
         say(f"building {', '.join(s.name for s in stale)} …")
-        run(commands.compose_build(settings, [s.name for s in stale]), env=env)
+        run(commands.compose_build(settings, [s.name for s in stale]), env=env, to_stderr=True)
         for stack in stale:
             new_id = image_id(engine, stack.image)
             if new_id:

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Sequence
 
 from lab.errors import Exit, LabError
 
 
 def run(
-    argv: Sequence[str], env: dict[str, str] | None = None, capture: bool = False, check: bool = True
+    argv: Sequence[str],
+    env: dict[str, str] | None = None,
+    capture: bool = False,
+    check: bool = True,
+    to_stderr: bool = False,
 ) -> subprocess.CompletedProcess[str]:
+    """Run argv; with to_stderr its output goes to stderr, which keeps stdout for --json."""
     try:
         result = subprocess.run(
             list(argv),
             env={**os.environ, **(env or {})},
             text=True,
             capture_output=capture,
+            stdout=sys.stderr if to_stderr and not capture else None,
         )
     except FileNotFoundError:
         raise LabError(f"{argv[0]}: command not found", Exit.ENGINE) from None
