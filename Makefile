@@ -8,6 +8,7 @@ up:
 test:
 	scripts/bootstrap
 	.venv/bin/ruff check lab tests stacks
+	cd playbooks && ../.venv/bin/ansible-lint --profile production --nocolor -q .
 	.venv/bin/pytest
 
 unit:
@@ -15,6 +16,7 @@ unit:
 
 lint:
 	.venv/bin/ruff check lab tests stacks
+	cd playbooks && ../.venv/bin/ansible-lint --profile production --nocolor -q .
 	.venv/bin/ruff format --check lab tests
 
 down:
