@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -15,10 +16,16 @@ from rich.table import Table
 from lab import composefile, doctor, engine
 from lab import settings as settingslib
 from lab import stacks as stacklib
+from lab.deploy import ansible
+from lab.deploy import target as target_lib
+from lab.deploy.target import Target
 from lab.errors import Exit, LabError
 from lab.local import Lab
 from lab.verify import local as local_verify
+from lab.verify import remote as remote_verify
 from lab.verify import report
+from lab.vm import cli as vm_cli
+from lab.vm import machine as vm_machine
 
 app = typer.Typer(
     help="framework-lab: seven Python web frameworks, one contract, behind nginx with PostgreSQL.",
@@ -28,9 +35,21 @@ app = typer.Typer(
 )
 console = Console(stderr=True, soft_wrap=True)  # messages are never wrapped mid-line
 out = Console()
+app.add_typer(vm_cli.app, name="vm")
 
 Frameworks = Annotated[list[str] | None, typer.Argument(help="Frameworks (all when none are named).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+HostOption = Annotated[str | None, typer.Option("--host", help="USER@HOST[:PORT] of a server to work on.")]
+KeyOption = Annotated[Path | None, typer.Option("--key", help="Private SSH key for --host.")]
+VmOption = Annotated[
+    str | None,
+    typer.Option(
+        "--vm",
+        is_flag=False,
+        flag_value=vm_machine.NAME,
+        help=f"A VM the lab runs or created (--vm alone: the local stand-in, {vm_machine.NAME}).",
+    ),
+]
 
 
 def _lab(**overrides: object) -> Lab:
@@ -144,14 +163,23 @@ def verify(
         bool, typer.Option("--keep-database", help="Skip the check that stops and restarts PostgreSQL.")
     ] = False,
     infra: Annotated[bool, typer.Option(help="Run the testinfra host checks (tests/infra) too.")] = True,
+    host: HostOption = None,
+    key: KeyOption = None,
+    vm: VmOption = None,
 ) -> None:
-    """Check every framework against the contract through nginx, and the hosts with testinfra."""
+    """Check every framework against the contract through nginx, and the hosts with testinfra
+    (this machine's lab, or a deployed host with --host / --vm)."""
     lab = _lab()
     apps = stacklib.select(lab.stacks, frameworks or [])
-    client = engine.client()
+    target = _target(lab, host, key, vm, required=False)
     started = time.monotonic()
-    results = local_verify.contract_results(lab, client, apps, restart_db=not keep_database, console=console)
-    infra_code = local_verify.infra(lab, [a.name for a in apps], quiet=as_json) if infra else 0
+    if target is None:
+        client = engine.client()
+        results = local_verify.contract_results(lab, client, apps, restart_db=not keep_database, console=console)
+        infra_code = local_verify.infra(lab, [a.name for a in apps], quiet=as_json) if infra else 0
+    else:
+        results = remote_verify.contract_results(lab, target, apps, restart_db=not keep_database, console=console)
+        infra_code = remote_verify.infra(lab, target, [a.name for a in apps], quiet=as_json) if infra else 0
     seconds = time.monotonic() - started
     if junit:
         report.write_junit(results, junit, seconds)
@@ -166,6 +194,65 @@ def verify(
         )
     if report.counts(results)["fail"] or infra_code:
         raise typer.Exit(Exit.FAILED)
+
+
+def _target(lab: Lab, host: str | None, key: Path | None, vm: str | None, required: bool = True) -> Target | None:
+    if host and vm:
+        raise LabError("give --host or --vm, not both", Exit.USAGE)
+    if host:
+        return target_lib.parse(host, key)
+    if vm:
+        return target_lib.from_vm(lab.settings.state_dir, vm)
+    if required:
+        raise LabError("where to? give --host USER@HOST[:PORT] or --vm", Exit.USAGE)
+    return None
+
+
+@app.command()
+def deploy(
+    frameworks: Frameworks = None,
+    host: HostOption = None,
+    key: KeyOption = None,
+    vm: VmOption = None,
+) -> None:
+    """Deploy the lab with Ansible to an SSH host (--host) or the local stand-in VM (--vm):
+    ships only the images that differ, starts the stacks, waits until each is healthy."""
+    lab = _lab()
+    apps = stacklib.select(lab.stacks, frameworks or [])
+    target = _target(lab, host, key, vm)
+    client = engine.client()
+    engine.require_compose()
+    lab.prepare()
+    lab.build(client, stacklib.apps(lab.stacks))
+    started = time.monotonic()
+    names = [a.name for a in apps] if frameworks else []
+    outcome = ansible.run(lab.settings, target, "site.yml", names, console)
+    took = time.monotonic() - started
+    out.print(
+        f"deployed to {target.inventory_name} in {took:.0f}s: {outcome.ok} tasks ok, "
+        f"{outcome.changed} changed, {outcome.skipped} skipped"
+    )
+    for task in outcome.changed_tasks:
+        out.print(f"  changed: {task}")
+    for image in outcome.shipped:
+        out.print(
+            f"  shipped {image['image']}: {image['sent_layers']} of {image['layers']} layers, {image['bytes']} bytes"
+        )
+    if not outcome.shipped:
+        out.print("  shipped nothing: the host has every image")
+    out.print(f"  open {target.url}/   log: {outcome.log}")
+    console.print(
+        "  the same with plain Ansible: " + shlex.join(ansible.plain_command(lab.settings, target, "site.yml", names))
+    )
+
+
+@app.command()
+def undeploy(host: HostOption = None, key: KeyOption = None, vm: VmOption = None) -> None:
+    """Remove the lab (containers, networks, volume, images, files) from a host it was deployed to."""
+    lab = _lab()
+    target = _target(lab, host, key, vm)
+    outcome = ansible.run(lab.settings, target, "undeploy.yml", [], console)
+    out.print(f"undeployed from {target.inventory_name}: {outcome.changed} changed")
 
 
 @app.command(name="compose")

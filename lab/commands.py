@@ -71,13 +71,23 @@ def tar_rootfs(rootfs: Path) -> list[str]:
 
 
 def infra_tests(
-    settings: Settings, python: str, frameworks: Sequence[str], hosts: str, ca_bundle: Path | None
+    settings: Settings,
+    python: str,
+    frameworks: Sequence[str],
+    hosts: str,
+    ca_bundle: Path | None,
+    published: tuple[str, int] | None = None,
+    deployed: bool = False,
 ) -> list[str]:
-    """pytest-testinfra over tests/infra, against the docker host `hosts` (local://, ssh://…)."""
-    lab = ["--lab-project", settings.project, "--lab-bind", settings.bind, "--lab-port", str(settings.port)]
+    """pytest-testinfra over tests/infra, against the Docker host `hosts` (local://, ssh://…).
+    `published` is where nginx should publish (the settings' address locally)."""
+    bind, port = published or (settings.bind, settings.port)
+    lab = ["--lab-project", settings.project, "--lab-bind", bind, "--lab-port", str(port)]
     lab += ["--lab-frameworks", ",".join(frameworks), "--lab-secrets", str(settings.secrets_dir)]
     if ca_bundle:
         lab += ["--lab-ca-bundle", str(ca_bundle)]
+    if deployed:
+        lab.append("--lab-deployed")
     return [
         python,
         "-m",

@@ -104,12 +104,53 @@ def containers(request: pytest.FixtureRequest, docker_host, lab) -> list[Contain
     return found
 
 
+class ExecHost:
+    """What the checks ask of a host, answered inside a container with `docker exec` on a remote
+    Docker host (testinfra's docker backend only reaches this machine's engine)."""
+
+    def __init__(self, docker_host, container: str) -> None:
+        self.docker_host = docker_host
+        self.container = container
+
+    def run(self, command: str):
+        return self.docker_host.run(f"docker exec {shlex.quote(self.container)} sh -c {shlex.quote(command)}")
+
+    def check_output(self, command: str) -> str:
+        result = self.run(command)
+        assert result.rc == 0, result.stderr
+        return result.stdout.rstrip("\n")
+
+    def file(self, path: str) -> ExecFile:
+        return ExecFile(self, path)
+
+
+@dataclass
+class ExecFile:
+    host: ExecHost
+    path: str
+
+    @property
+    def exists(self) -> bool:
+        return self.host.run(f"test -e {shlex.quote(self.path)}").rc == 0
+
+    @property
+    def content_string(self) -> str:
+        return self.host.check_output(f"cat {shlex.quote(self.path)}")
+
+
 @pytest.fixture(scope="session")
 def inside(docker_host):
-    """A testinfra host inside a container of the lab."""
-    if docker_host.backend.NAME != "local":
-        pytest.fail("looking inside containers needs the local backend (run on the Docker host)")
-    return lambda container: testinfra.get_host(f"docker://{container.name}")
+    """A testinfra host inside a container of the lab: the docker backend on this machine,
+    `docker exec` through the SSH backend on a remote one."""
+    if docker_host.backend.NAME == "local":
+        return lambda container: testinfra.get_host(f"docker://{container.name}")
+    return lambda container: ExecHost(docker_host, container.name)
+
+
+@pytest.fixture(scope="session")
+def deployed(request: pytest.FixtureRequest) -> bool:
+    """True when the Docker host is a server the lab was deployed to (firewall, sshd, … apply)."""
+    return request.config.getoption("lab_deployed")
 
 
 def by_kind(containers: list[Container], kind: str) -> list[Container]:

@@ -1,0 +1,1 @@
+"""Deploy the lab to SSH hosts with Ansible (playbooks/), driven through ansible-runner."""

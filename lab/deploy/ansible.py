@@ -1,0 +1,129 @@
+"""Run playbooks/ with ansible-runner: a progress display, the full log kept in a file, and a
+failed task reported as host, task and error."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from lab.deploy.target import Target
+from lab.errors import Exit, LabError
+from lab.settings import Settings
+
+
+def inventory(target: Target, known_hosts: Path) -> dict[str, Any]:
+    host: dict[str, Any] = {
+        "ansible_host": target.host.strip("[]"),
+        "ansible_port": target.port,
+        "ansible_user": target.user,
+        "ansible_ssh_common_args": " ".join(target.ssh_options(known_hosts)),
+    }
+    if target.key:
+        host["ansible_ssh_private_key_file"] = str(target.key)
+    return {"all": {"children": {"lab": {"hosts": {target.inventory_name: host}}}}}
+
+
+def extravars(settings: Settings, frameworks: list[str]) -> dict[str, Any]:
+    return {"lab_root": str(settings.root), "lab_frameworks": frameworks}
+
+
+def runner_kwargs(settings: Settings, target: Target, playbook: str, frameworks: list[str]) -> dict[str, Any]:
+    """Everything ansible-runner is given, built without running anything (unit-tested)."""
+    state = settings.state_dir / "deploy" / target.inventory_name
+    return {
+        "private_data_dir": str(state),
+        "project_dir": str(settings.root / "playbooks"),
+        "playbook": playbook,
+        "inventory": inventory(target, settings.state_dir / "known_hosts"),
+        "extravars": extravars(settings, frameworks),
+        "envvars": {
+            "ANSIBLE_CONFIG": str(settings.root / "playbooks" / "ansible.cfg"),
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_NOCOLOR": "1",
+        },
+        "quiet": True,
+        "rotate_artifacts": 5,
+    }
+
+
+def plain_command(settings: Settings, target: Target, playbook: str, frameworks: list[str]) -> list[str]:
+    """The same run as plain ansible-playbook, with the inventory ansible-runner wrote."""
+    inventory_file = (
+        Path(runner_kwargs(settings, target, playbook, frameworks)["private_data_dir"]) / "inventory" / "hosts"
+    )
+    return [
+        "ansible-playbook",
+        "-i",
+        str(inventory_file),
+        f"playbooks/{playbook}",
+        "-e",
+        json.dumps(extravars(settings, frameworks)),
+    ]
+
+
+SHIP_TASK = "Ship the images that differ"  # playbooks/roles/lab/tasks/ship.yml
+
+
+@dataclass
+class Outcome:
+    ok: int = 0
+    changed: int = 0
+    skipped: int = 0
+    changed_tasks: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    shipped: list[dict[str, Any]] = field(default_factory=list)  # ship-image's report, one per image
+    log: Path | None = None
+
+
+def run(settings: Settings, target: Target, playbook: str, frameworks: list[str], console: Console) -> Outcome:
+    import ansible_runner  # heavy import: only when deploying
+
+    # ansible-runner starts ansible-playbook from PATH: make it the one beside this Python.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    outcome = Outcome()
+
+    with console.status(f"{playbook} on {target.inventory_name} …") as status:
+
+        def on_event(event: dict[str, Any]) -> bool:
+            data = event.get("event_data", {})
+            kind = event.get("event")
+            if kind == "playbook_on_task_start":
+                status.update(
+                    f"{target.inventory_name}: {data.get('task', '')} "
+                    f"[dim](ok {outcome.ok}, changed {outcome.changed})[/]"
+                )
+            elif kind == "runner_on_ok":
+                outcome.ok += 1
+                res = data.get("res", {})
+                if res.get("changed"):
+                    outcome.changed += 1
+                    outcome.changed_tasks.append(data.get("task", ""))
+                if data.get("task", "").startswith(SHIP_TASK):
+                    outcome.shipped += [
+                        json.loads(line) for line in res.get("stdout_lines", []) if line.startswith("{")
+                    ]
+            elif kind == "runner_on_skipped":
+                outcome.skipped += 1
+            elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+                res = data.get("res", {})
+                message = res.get("msg") or res.get("stderr") or res.get("reason") or json.dumps(res)[:300]
+                what = "unreachable" if kind == "runner_on_unreachable" else "failed"
+                outcome.failures.append(
+                    f"{data.get('host')}: {what} in task {data.get('task')!r}: {str(message).strip()[:500]}"
+                )
+            return True
+
+        result = ansible_runner.run(**runner_kwargs(settings, target, playbook, frameworks), event_handler=on_event)
+    outcome.log = Path(result.config.artifact_dir) / "stdout"
+    if result.rc != 0 or result.status != "successful":
+        detail = "\n  ".join(outcome.failures) or f"ansible-playbook exited with {result.rc} ({result.status})"
+        raise LabError(
+            f"{playbook} failed on {target.inventory_name}:\n  {detail}", Exit.FAILED, hint=f"full log: {outcome.log}"
+        )
+    return outcome

@@ -1,0 +1,69 @@
+"""Where a deployment goes: USER@HOST[:PORT] with a key, or a VM the lab started or created."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.errors import Exit, LabError
+
+_TARGET = re.compile(
+    r"^(?P<user>[a-z_][a-z0-9_.-]*)@(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?$"
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    user: str
+    host: str
+    port: int = 22
+    key: Path | None = None
+    http_url: str = ""  # where the host's nginx answers; http://HOST by default
+    name: str = ""  # inventory name
+    throwaway: bool = False  # a local stand-in whose host key changes at every start
+
+    @property
+    def inventory_name(self) -> str:
+        return self.name or self.host.strip("[]")
+
+    @property
+    def url(self) -> str:
+        return self.http_url or f"http://{self.host}"
+
+    def ssh_options(self, known_hosts: Path) -> list[str]:
+        if self.throwaway:
+            return ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+        return ["-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={known_hosts}"]
+
+
+def parse(spec: str, key: Path | None = None) -> Target:
+    """'deploy@203.0.113.10:2222' -> Target; anything else is a usage error."""
+    match = _TARGET.match(spec.strip())
+    if not match:
+        raise LabError(f"--host {spec!r}: expected USER@HOST[:PORT]", Exit.USAGE)
+    port = int(match.group("port") or 22)
+    if not 1 <= port <= 65535:
+        raise LabError(f"--host {spec!r}: port {port} is outside 1-65535", Exit.USAGE)
+    if key is not None and not key.expanduser().is_file():
+        raise LabError(f"--key {key}: no such file", Exit.USAGE)
+    return Target(match.group("user"), match.group("host"), port, key.expanduser() if key else None)
+
+
+def from_vm(state_dir: Path, name: str) -> Target:
+    """The VM `lab vm up` (or `lab vm create`) recorded in .lab/vm/<name>/vm.json."""
+    record = state_dir / "vm" / name / "vm.json"
+    if not record.exists():
+        raise LabError(f"no VM named {name!r} is up", Exit.USAGE, hint=f"start it with `lab vm up --name {name}`")
+    facts = json.loads(record.read_text())
+    local = facts["host"] in ("127.0.0.1", "localhost")
+    return Target(
+        user=facts["user"],
+        host=facts["host"],
+        port=int(facts["ssh_port"]),
+        key=Path(facts["key"]),
+        http_url=f"http://{facts['host']}:{facts['http_port']}",
+        name=facts["name"],
+        throwaway=local,
+    )

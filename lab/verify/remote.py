@@ -1,0 +1,47 @@
+"""`lab verify --host/--vm`: the contract through the host's nginx, testinfra over SSH."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from rich.console import Console
+
+from lab import commands
+from lab.deploy import remote
+from lab.deploy.target import Target
+from lab.local import Lab
+from lab.stacks import Stack
+from lab.verify import contract
+from lab.verify.contract import Result
+
+PUBLISHED = ("0.0.0.0", 80)  # where the lab role publishes nginx on a host
+
+
+def contract_results(lab: Lab, target: Target, apps: list[Stack], restart_db: bool, console: Console) -> list[Result]:
+    db = remote.RemoteDatabase(target)
+    with console.status(f"verifying {target.inventory_name} …") as status:
+        return contract.verify(
+            target.url,
+            [a.name for a in apps],
+            db,
+            restart_db=restart_db,
+            progress=lambda what: status.update(f"verifying {what} on {target.inventory_name} …"),
+        )
+
+
+def infra(lab: Lab, target: Target, frameworks: list[str], quiet: bool = False) -> int:
+    folder = lab.settings.state_dir / "deploy" / target.inventory_name
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "ssh_config"
+    config.write_text(remote.ssh_config(target, lab.settings.state_dir / "known_hosts"))
+    argv = commands.infra_tests(
+        lab.settings,
+        sys.executable,
+        frameworks,
+        remote.testinfra_hosts(target, config),
+        None,
+        published=PUBLISHED,
+        deployed=True,
+    )
+    return subprocess.run(argv, cwd=lab.settings.root, capture_output=quiet, text=True).returncode

@@ -1,0 +1,132 @@
+"""argv for the tools the VM stand-in runs (docker, ssh, ssh-keygen, chroot, mount), built by pure functions.
+
+Nothing here runs anything: unit tests check these lists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+LABEL = "org.framework-lab.vm"  # on the container: the VM's name
+SEED = "/var/lib/cloud/seed/nocloud"
+
+# What makes systemd, and later a Docker engine, work in a container on an engine without
+# CAP_SYS_RESOURCE (where --privileged fails): tried in VM.md.
+SYSTEMD_FLAGS = (
+    "--cap-add",
+    "ALL",
+    "--cap-drop",
+    "SYS_RESOURCE",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
+    "--security-opt",
+    "systempaths=unconfined",
+    "--device-cgroup-rule",
+    "a *:* rwm",
+    "--cgroupns",
+    "private",
+    "--tmpfs",
+    "/run",
+    "--tmpfs",
+    "/run/lock",
+)
+# The inner engine needs these on a volume, not on the container's overlay (or it falls back to vfs).
+VOLUMES = ("/var/lib/docker", "/var/lib/containerd")
+
+SSH_OPTIONS = (
+    "StrictHostKeyChecking=no",  # every VM is new, with new host keys
+    "UserKnownHostsFile=/dev/null",
+    "BatchMode=yes",  # never ask for a password
+    "IdentitiesOnly=yes",  # only the named key, not whatever an agent holds
+    "LogLevel=ERROR",  # no "Permanently added … to the list of known hosts"
+)
+
+
+@dataclass(frozen=True)
+class Container:
+    """What `docker run` needs to know about one VM."""
+
+    name: str
+    image: str
+    host: str
+    ssh_port: int
+    http_port: int
+    seed_dir: Path
+
+
+def docker_run(vm: Container) -> list[str]:
+    argv = ["docker", "run", "--detach", "--name", vm.name, "--hostname", vm.name, "--label", f"{LABEL}={vm.name}"]
+    argv += SYSTEMD_FLAGS
+    for path in VOLUMES:
+        argv += ["--volume", path]
+    argv += ["--mount", f"type=bind,source={vm.seed_dir},target={SEED},readonly"]
+    argv += ["--restart", "unless-stopped"]
+    argv += ["--publish", f"{vm.host}:{vm.ssh_port}:22", "--publish", f"{vm.host}:{vm.http_port}:80"]
+    return [*argv, vm.image]
+
+
+def docker_start(name: str) -> list[str]:
+    return ["docker", "start", name]
+
+
+def docker_rm(name: str) -> list[str]:
+    """Force-remove with the anonymous volumes (the inner engine's /var/lib/docker and containerd)."""
+    return ["docker", "rm", "--force", "--volumes", name]
+
+
+def docker_import(image: str, labels: Mapping[str, str]) -> list[str]:
+    """Import a root file system tar from stdin as a systemd image.
+
+    STOPSIGNAL is not a change `docker import` accepts (engine 20.10): image.py adds it on top."""
+    changes = ["ENV container=docker", f"CMD {json.dumps(['/sbin/init'])}"]
+    changes += [f"LABEL {key}={value}" for key, value in sorted(labels.items())]
+    argv = ["docker", "import"]
+    for change in changes:
+        argv += ["--change", change]
+    return [*argv, "-", image]
+
+
+def ssh(
+    key: Path, port: int, user: str, host: str = "127.0.0.1", command: Sequence[str] = (), connect_timeout: int = 5
+) -> list[str]:
+    """OpenSSH to a VM, as Ansible's default connection plugin would reach it. With no command: a login
+    shell. A command's words are joined by ssh and run by the remote user's shell, as with plain ssh."""
+    argv = ["ssh", "-i", str(key), "-p", str(port)]
+    for option in (*SSH_OPTIONS, f"ConnectTimeout={connect_timeout}"):
+        argv += ["-o", option]
+    argv.append(f"{user}@{host}")
+    return [*argv, "--", *command] if command else argv
+
+
+def ssh_keygen(path: Path, comment: str) -> list[str]:
+    return ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)]
+
+
+def ssh_public_key(path: Path) -> list[str]:
+    """The public key of a private key file (asks for its passphrase if it has one)."""
+    return ["ssh-keygen", "-y", "-f", str(path)]
+
+
+def chroot(rootfs: Path, *argv: str) -> list[str]:
+    return ["chroot", str(rootfs), *argv]
+
+
+def apt_get(rootfs: Path, *args: str) -> list[str]:
+    return chroot(rootfs, "apt-get", "-q", "-y", "-o", "Dpkg::Use-Pty=0", *args)
+
+
+def mount_proc(target: Path) -> list[str]:
+    return ["mount", "-t", "proc", "proc", str(target)]
+
+
+def mount_bind(source: Path, target: Path) -> list[str]:
+    return ["mount", "--bind", str(source), str(target)]
+
+
+def umount(target: Path, lazy: bool = False) -> list[str]:
+    return ["umount", *(["--lazy"] if lazy else []), str(target)]

@@ -1,0 +1,268 @@
+"""One VM stand-in: its state in `.lab/vm/<name>/` (the cloud-init seed and vm.json) and its container.
+
+vm.json holds what a deploy needs to reach it: {"name", "host", "user", "ssh_port", "http_port", "key"}.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from rich.console import Console
+
+from lab import engine as labengine
+from lab import portcheck
+from lab.errors import Exit, LabError
+from lab.settings import Settings
+from lab.vm import cloudinit, commands, image, keys, ready
+from lab.vm.recipe import DIGEST_LABEL, IMAGE, Recipe, recipe
+
+NAME = "framework-lab-vm"
+HOST = "127.0.0.1"  # published on loopback only
+SSH_PORT = 2222
+HTTP_PORT = 8081
+READY_TIMEOUT = 90.0
+_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # a container name that is also a host name
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Vm:
+    name: str
+    ssh_port: int
+    http_port: int
+    key: Path
+    host: str = HOST
+    user: str = cloudinit.USER
+
+    def facts(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "host": self.host,
+            "user": self.user,
+            "ssh_port": self.ssh_port,
+            "http_port": self.http_port,
+            "key": str(self.key),
+        }
+
+    @classmethod
+    def from_facts(cls, data: dict) -> Vm:
+        return cls(
+            data["name"], int(data["ssh_port"]), int(data["http_port"]), Path(data["key"]), data["host"], data["user"]
+        )
+
+    @property
+    def target(self) -> ready.Target:
+        return ready.Target(self.key, self.ssh_port, self.user, self.host)
+
+
+@dataclass(frozen=True)
+class Up:
+    vm: Vm
+    action: str  # created, started, already up
+    built: float | None  # seconds the image build took, None when it was current
+    ready: ready.Ready
+    facts_file: Path
+    stale_image: bool  # the VM runs from an image older than the recipe
+
+
+def state_dir(settings: Settings, name: str) -> Path:
+    return settings.state_dir / "vm" / name
+
+
+def facts_file(settings: Settings, name: str) -> Path:
+    return state_dir(settings, name) / "vm.json"
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise LabError(
+            f"--name {name!r}: use 1-63 lower-case letters, digits and '-' (it is also the host name)", Exit.USAGE
+        )
+    return name
+
+
+def check_ports(ssh_port: int, http_port: int) -> None:
+    for option, port in (("--ssh-port", ssh_port), ("--http-port", http_port)):
+        if not 1 <= port <= 65535:
+            raise LabError(f"{option} {port} is outside 1-65535", Exit.USAGE)
+    if ssh_port == http_port:
+        raise LabError(f"--ssh-port and --http-port are both {ssh_port}", Exit.USAGE)
+
+
+def load(settings: Settings, name: str) -> Vm | None:
+    try:
+        return Vm.from_facts(json.loads(facts_file(settings, name).read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        raise LabError(f"{facts_file(settings, name)} is damaged", hint=f"lab vm down --name {name}") from None
+
+
+def find(engine: docker.DockerClient, name: str) -> Container | None:
+    """The VM's container, or None; a container of that name that the lab did not make is an error."""
+    try:
+        container = engine.containers.get(name)
+    except docker.errors.NotFound:
+        return None
+    if container.labels.get(commands.LABEL) != name:
+        raise LabError(
+            f"a container named {name} exists but is not a lab VM; the lab leaves it alone",
+            Exit.USAGE,
+            hint="choose another --name",
+        )
+    return container
+
+
+def _docker(argv: list[str], what: str) -> None:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise LabError("the docker client is not installed", Exit.ENGINE) from None
+    if result.returncode != 0:
+        message = result.stderr.strip()
+        code = Exit.PORT if "already allocated" in message or "address already in use" in message else Exit.FAILED
+        raise LabError(f"{what} failed: {message}", code)
+
+
+def _conflicts(vm: Vm, ssh_port: int | None, http_port: int | None, key: Path | None) -> list[str]:
+    wanted = {
+        "ssh port": (ssh_port, vm.ssh_port),
+        "http port": (http_port, vm.http_port),
+        "key": (key.expanduser().resolve() if key else None, vm.key),
+    }
+    return [f"{what} {have} (not {want})" for what, (want, have) in wanted.items() if want is not None and want != have]
+
+
+def up(
+    settings: Settings,
+    console: Console,
+    name: str = NAME,
+    ssh_port: int | None = None,
+    http_port: int | None = None,
+    key: Path | None = None,
+    timeout: float = READY_TIMEOUT,
+) -> Up:
+    """Create and start the VM (building its image if needed), or start it again, or leave it be if it is
+    up; then wait until it is ready."""
+
+    def say(message: str) -> None:
+        console.print(f"[dim]lab vm:[/] {message}")
+
+    check_name(name)
+    engine = labengine.client()
+    container = find(engine, name)
+    current = recipe(settings.debian_mirror)
+    built = None
+    if container:
+        vm = load(settings, name)
+        if vm is None:
+            raise LabError(
+                f"the container {name} exists but its state ({state_dir(settings, name)}) is gone",
+                hint=f"lab vm down --name {name}, then lab vm up",
+            )
+        if conflicts := _conflicts(vm, ssh_port, http_port, key):
+            raise LabError(
+                f"{name} already exists with {', '.join(conflicts)}",
+                Exit.USAGE,
+                hint=f"lab vm down --name {name} first to change them",
+            )
+        stale = (engine.images.get(container.image.id).labels or {}).get(DIGEST_LABEL) != current.digest()
+        started = time.monotonic()
+        if container.status == "running":
+            action = "already up"
+        else:
+            _docker(commands.docker_start(name), f"docker start {name}")
+            started, action = time.monotonic(), "started"
+    else:
+        vm, built = _create(settings, engine, console, say, name, ssh_port, http_port, key, current)
+        started, action, stale = time.monotonic(), "created", False
+    result = ready.wait(vm.target, timeout, console, started)
+    return Up(vm, action, built, result, facts_file(settings, name), stale)
+
+
+def _create(
+    settings: Settings,
+    engine: docker.DockerClient,
+    console: Console,
+    say: Say,
+    name: str,
+    ssh_port: int | None,
+    http_port: int | None,
+    key: Path | None,
+    current: Recipe,
+) -> tuple[Vm, float | None]:
+    ssh_port = SSH_PORT if ssh_port is None else ssh_port
+    http_port = HTTP_PORT if http_port is None else http_port
+    check_ports(ssh_port, http_port)
+    for option, port in (("--ssh-port", ssh_port), ("--http-port", http_port)):
+        if not portcheck.is_free(HOST, port):
+            raise LabError(f"{HOST}:{port} is already in use", Exit.PORT, hint=f"choose another with {option}")
+    pair = keys.named_key(key) if key else keys.ensure_lab_key(settings.state_dir)
+    with console.status(f"building {IMAGE} …"):
+        built = image.ensure(engine, current, IMAGE, say)
+    if built is not None:
+        say(f"built {IMAGE} in {built:.0f}s ({image.size_of(engine, IMAGE) / 2**20:.0f} MiB)")
+
+    folder = state_dir(settings, name)
+    shutil.rmtree(folder, ignore_errors=True)  # what a VM of that name left behind
+    vm = Vm(name, ssh_port, http_port, pair.private)
+    cloudinit.write_seed(folder / "seed", pair.public, f"{name}-{uuid.uuid4().hex[:12]}", name)
+    spec = commands.Container(name, IMAGE, HOST, ssh_port, http_port, folder / "seed")
+    try:
+        _docker(commands.docker_run(spec), f"docker run {name}")
+    except LabError:
+        if find(engine, name):  # created but not started
+            subprocess.run(commands.docker_rm(name), capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    facts_file(settings, name).write_text(json.dumps(vm.facts(), indent=2) + "\n")
+    return vm, built
+
+
+def down(settings: Settings, name: str = NAME) -> bool:
+    """Remove the container with its volumes, and its state; whether there was anything to remove."""
+    check_name(name)
+    engine = labengine.client()
+    container = find(engine, name)
+    if container:
+        _docker(commands.docker_rm(name), f"docker rm {name}")
+    folder = state_dir(settings, name)
+    existed = folder.exists()
+    shutil.rmtree(folder, ignore_errors=True)
+    return bool(container) or existed
+
+
+def status(settings: Settings, name: str = NAME) -> dict[str, object]:
+    """The VM's state, whether SSH takes the key, and its facts."""
+    check_name(name)
+    engine = labengine.client()
+    container = find(engine, name)
+    vm = load(settings, name)
+    row: dict[str, object] = {"name": name, "state": container.status if container else "absent"}
+    if vm:
+        row.update(vm.facts())
+        row["facts_file"] = str(facts_file(settings, name))
+    if container:
+        labels = engine.images.get(container.image.id).labels or {}
+        row["image_current"] = labels.get(DIGEST_LABEL) == recipe(settings.debian_mirror).digest()
+    if container and container.status == "running" and vm:
+        try:
+            probe = subprocess.run(
+                vm.target.ssh("true", connect_timeout=3), capture_output=True, stdin=subprocess.DEVNULL, timeout=15
+            )
+            row["ssh"] = probe.returncode == 0
+        except subprocess.TimeoutExpired:
+            row["ssh"] = False
+    return row

@@ -1,0 +1,158 @@
+"""End to end against the local stand-in VM: vm up → bad input leaves the host as it was →
+deploy → verify over SSH → a second deploy changes nothing → one framework changed is shipped
+and restarted alone → undeploy → vm down, leaving nothing behind."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.integration.conftest import ROOT, lab_env, run_lab
+
+pytestmark = pytest.mark.integration
+VM = "framework-lab-vm-e2e"
+SSH_PORT, HTTP_PORT = 12322, 18091
+
+
+def vm_env(**extra: str) -> dict[str, str]:
+    return lab_env(**extra)
+
+
+def on_vm(command: str) -> subprocess.CompletedProcess:
+    return run_lab("vm", "ssh", "--name", VM, command, env=vm_env())
+
+
+def vm_containers() -> dict[str, tuple[str, str]]:
+    """name -> (id, started at) of the lab's containers inside the VM."""
+    result = on_vm(
+        "sudo docker ps --filter label=com.docker.compose.project=framework-lab "
+        "--format '{{.Names}} {{.ID}} {{.RunningFor}}' ; true"
+    )
+    ids = {}
+    for line in result.stdout.splitlines():
+        name, cid, *_ = line.split()
+        inspect = on_vm(f"sudo docker inspect --format '{{{{.State.StartedAt}}}}' {cid}").stdout.strip()
+        ids[name] = (cid, inspect)
+    return ids
+
+
+@pytest.fixture(scope="module")
+def vm(engine):
+    try:
+        result = run_lab(
+            "vm", "up", "--name", VM, "--ssh-port", str(SSH_PORT), "--http-port", str(HTTP_PORT), env=vm_env()
+        )
+        assert result.returncode == 0, result.stderr
+        yield json.loads((ROOT / ".lab" / "vm" / VM / "vm.json").read_text())
+    finally:
+        run_lab("vm", "down", "--name", VM, env=vm_env())
+        left = engine.containers.list(all=True, filters={"label": f"org.framework-lab.vm={VM}"})
+        for container in left:
+            container.remove(force=True, v=True)
+        assert not left, "lab vm down left the VM's container behind"
+
+
+def deploy(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return run_lab("deploy", "--vm", VM, *args, env=env or vm_env())
+
+
+def unchanged_host(vm) -> None:
+    assert on_vm("test ! -e /opt/framework-lab && ! id deploy && ! command -v docker").returncode == 0, (
+        "a failed deploy changed the host"
+    )
+
+
+def test_unreachable_host(vm):
+    result = run_lab("deploy", "--host", "lab@127.0.0.1:1", "--key", vm["key"], env=vm_env())
+    assert result.returncode == 1
+    assert "unreachable" in result.stderr
+
+
+def test_wrong_key(vm, tmp_path):
+    key = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    result = run_lab("deploy", "--host", f"lab@127.0.0.1:{SSH_PORT}", "--key", str(key), env=vm_env())
+    assert result.returncode == 1
+    assert "unreachable" in result.stderr and "Permission denied" in result.stderr
+    unchanged_host(vm)
+
+
+def test_user_without_sudo(vm):
+    assert (
+        on_vm(
+            "sudo useradd --create-home --shell /bin/bash nosudo && sudo mkdir -p ~nosudo/.ssh && "
+            "sudo cp ~/.ssh/authorized_keys ~nosudo/.ssh/ && sudo chown -R nosudo: ~nosudo/.ssh"
+        ).returncode
+        == 0
+    )
+    try:
+        result = run_lab("deploy", "--host", f"nosudo@127.0.0.1:{SSH_PORT}", "--key", vm["key"], env=vm_env())
+        assert result.returncode == 1
+        assert re.search(r"sudo|password", result.stderr, re.I), result.stderr
+        unchanged_host(vm)
+    finally:
+        on_vm("sudo userdel --remove nosudo")
+
+
+def test_host_that_is_not_debian(vm):
+    assert (
+        on_vm(
+            "sudo cp /etc/os-release /etc/os-release.lab && "
+            "printf 'NAME=Fedora\\nID=fedora\\nVERSION_ID=41\\n' | sudo tee /usr/lib/os-release.fake >/dev/null && "
+            "sudo ln -sf /usr/lib/os-release.fake /etc/os-release"
+        ).returncode
+        == 0
+    )
+    try:
+        result = deploy()
+        assert result.returncode == 1
+        assert "deploys to Debian or Ubuntu" in result.stderr
+        unchanged_host(vm)
+    finally:
+        on_vm("sudo mv /etc/os-release.lab /etc/os-release")
+
+
+def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
+    first = deploy()
+    assert first.returncode == 0, first.stderr[-3000:]
+    verify = run_lab("verify", "--vm", VM, env=vm_env())
+    assert verify.returncode == 0, verify.stdout[-4000:] + verify.stderr[-2000:]
+    assert " 0 failed" in verify.stdout
+
+    before = vm_containers()
+    again = deploy()
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert ", 0 changed," in again.stdout, again.stdout
+    assert "shipped nothing" in again.stdout
+    assert vm_containers() == before
+
+    # One framework's code changes: only its image is shipped and only its container restarts.
+    app = apps[0]
+    home = tmp_path / "home"
+    for folder in ("lab", "stacks", "compose", "playbooks", "tests"):
+        shutil.copytree(ROOT / folder, home / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / ".lab", home / ".lab", ignore=shutil.ignore_patterns("deploy", "vm"))
+    shutil.copytree(ROOT / ".lab" / "vm" / VM, home / ".lab" / "vm" / VM)
+    changed = next((home / "stacks" / app / "app").rglob("*.py"))
+    changed.write_text(changed.read_text() + "\n# a change shipped on its own\n")
+    try:
+        result = deploy(env=vm_env(LAB_HOME=str(home)))
+        assert result.returncode == 0, result.stderr[-3000:]
+        shipped = re.findall(r"shipped (\S+): (\d+) of (\d+) layers, (\d+) bytes", result.stdout)
+        after = vm_containers()
+        restarted = {name for name in after if after[name] != before.get(name)}
+        assert restarted == {f"framework-lab-{app}-1"}
+    finally:
+        run_lab("build", app)  # the checkout's own image again
+    assert [image for image, *_ in shipped] == [f"framework-lab/{app}:latest"], result.stdout
+    (_, sent, total, size) = shipped[0]
+    assert int(size) < 10 * 2**20, f"{size} bytes for one changed file"
+    assert int(sent) < int(total)  # the layers the host had were not sent again
+
+    result = run_lab("undeploy", "--vm", VM, env=vm_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert vm_containers() == {}
