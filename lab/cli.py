@@ -294,9 +294,20 @@ def stacks_command(as_json: JsonFlag = False) -> None:
     out.print(table)
 
 
+def _default_vm_name(argv: list[str]) -> list[str]:
+    """`--vm` alone means the local stand-in: click has no options with an optional value."""
+    fixed = []
+    for i, arg in enumerate(argv):
+        fixed.append(arg)
+        after = argv[i + 1] if i + 1 < len(argv) else None
+        if arg == "--vm" and (after is None or after.startswith("-")):
+            fixed.append(vm_machine.NAME)
+    return fixed
+
+
 def main() -> None:
     try:
-        code = app(standalone_mode=False)
+        code = app(args=_default_vm_name(sys.argv[1:]), standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except LabError as exc:
         console.print(f"[red]lab: {exc.message}[/]")
@@ -308,13 +319,11 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("lab: interrupted")
         sys.exit(130)
-    except Exception as exc:  # click's usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # click's usage errors (typer vendors click, so match by shape)
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(Exit.USAGE)
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "Abort":
             sys.exit(130)
         raise
 

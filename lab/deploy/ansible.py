@@ -112,14 +112,18 @@ def run(settings: Settings, target: Target, playbook: str, frameworks: list[str]
                 outcome.skipped += 1
             elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
                 res = data.get("res", {})
-                message = res.get("msg") or res.get("stderr") or res.get("reason") or json.dumps(res)[:300]
+                message = res.get("msg") or res.get("reason") or json.dumps(res)[:300]
+                if res.get("stderr"):  # a command's own words say more than "non-zero return code"
+                    message = f"{message}: {res['stderr'].strip()[-400:]}"
                 what = "unreachable" if kind == "runner_on_unreachable" else "failed"
                 outcome.failures.append(
                     f"{data.get('host')}: {what} in task {data.get('task')!r}: {str(message).strip()[:500]}"
                 )
             return True
 
-        result = ansible_runner.run(**runner_kwargs(settings, target, playbook, frameworks), event_handler=on_event)
+        kwargs = runner_kwargs(settings, target, playbook, frameworks)
+        Path(kwargs["private_data_dir"]).mkdir(parents=True, exist_ok=True)
+        result = ansible_runner.run(**kwargs, event_handler=on_event)
     outcome.log = Path(result.config.artifact_dir) / "stdout"
     if result.rc != 0 or result.status != "successful":
         detail = "\n  ".join(outcome.failures) or f"ansible-playbook exited with {result.rc} ({result.status})"

@@ -27,6 +27,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lab-bind", default="127.0.0.1", help="address nginx should publish on")
     group.addoption("--lab-port", default="8080", help="port nginx should publish on")
     group.addoption("--lab-frameworks", default="", help="comma-separated frameworks (default: all)")
+    group.addoption("--lab-deployed", action="store_true", help="the host is a deploy target: check it too")
     group.addoption(
         "--lab-secrets",
         default=str(STACKS.parent / ".lab" / "secrets"),
