@@ -78,11 +78,13 @@ def infra_tests(
     ca_bundle: Path | None,
     published: tuple[str, int] | None = None,
     deployed: bool = False,
+    project: str | None = None,
 ) -> list[str]:
     """pytest-testinfra over tests/infra, against the Docker host `hosts` (local://, ssh://…).
-    `published` is where nginx should publish (the settings' address locally)."""
+    `published` is where nginx should publish and `project` the compose project (the settings'
+    locally; a deployed host's own otherwise)."""
     bind, port = published or (settings.bind, settings.port)
-    lab = ["--lab-project", settings.project, "--lab-bind", bind, "--lab-port", str(port)]
+    lab = ["--lab-project", project or settings.project, "--lab-bind", bind, "--lab-port", str(port)]
     lab += ["--lab-frameworks", ",".join(frameworks), "--lab-secrets", str(settings.secrets_dir)]
     if ca_bundle:
         lab += ["--lab-ca-bundle", str(ca_bundle)]

@@ -9,8 +9,6 @@ from pathlib import Path
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
 
-DATABASE_CONTAINER = "framework-lab-postgres-1"
-
 
 def ssh_config(target: Target, known_hosts: Path) -> str:
     """An ssh_config stanza for the target (for testinfra's ssh backend, and for people)."""
@@ -36,7 +34,7 @@ def testinfra_hosts(target: Target, config: Path) -> str:
 class RemoteDatabase:
     """The host's PostgreSQL, through `sudo docker` over SSH (it publishes no port)."""
 
-    def __init__(self, target: Target, container: str = DATABASE_CONTAINER) -> None:
+    def __init__(self, target: Target, container: str) -> None:
         from fabric import Connection
 
         connect = {"key_filename": str(target.key)} if target.key else {}

@@ -11,15 +11,16 @@ from lab import commands
 from lab.deploy import remote
 from lab.deploy.target import Target
 from lab.local import Lab
+from lab.settings import PROJECT
 from lab.stacks import Stack
 from lab.verify import contract
 from lab.verify.contract import Result
 
-PUBLISHED = ("0.0.0.0", 80)  # where the lab role publishes nginx on a host
+PUBLISHED = ("0.0.0.0", 80)  # where the lab role publishes nginx on a host (its project is always PROJECT)
 
 
 def contract_results(lab: Lab, target: Target, apps: list[Stack], restart_db: bool, console: Console) -> list[Result]:
-    db = remote.RemoteDatabase(target)
+    db = remote.RemoteDatabase(target, f"{PROJECT}-{lab.database.name}-1")
     with console.status(f"verifying {target.inventory_name} …") as status:
         return contract.verify(
             target.url,
