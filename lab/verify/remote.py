@@ -44,5 +44,6 @@ def infra(lab: Lab, target: Target, frameworks: list[str], quiet: bool = False) 
         None,
         published=PUBLISHED,
         deployed=True,
+        project=PROJECT,
     )
     return subprocess.run(argv, cwd=lab.settings.root, capture_output=quiet, text=True).returncode

@@ -40,8 +40,16 @@ def vm_containers() -> dict[str, tuple[str, str]]:
     return ids
 
 
+def forget_host_key() -> None:
+    """The stand-in gets a new host key at each start; `--host` deploys check it (accept-new)."""
+    known = ROOT / ".lab" / "known_hosts"
+    if known.exists():
+        subprocess.run(["ssh-keygen", "-f", str(known), "-R", f"[127.0.0.1]:{SSH_PORT}"], capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def vm(engine):
+    forget_host_key()
     try:
         result = run_lab(
             "vm", "up", "--name", VM, "--ssh-port", str(SSH_PORT), "--http-port", str(HTTP_PORT), env=vm_env()
@@ -50,6 +58,7 @@ def vm(engine):
         yield json.loads((ROOT / ".lab" / "vm" / VM / "vm.json").read_text())
     finally:
         run_lab("vm", "down", "--name", VM, env=vm_env())
+        forget_host_key()
         left = engine.containers.list(all=True, filters={"label": f"org.framework-lab.vm={VM}"})
         for container in left:
             container.remove(force=True, v=True)
