@@ -7,16 +7,16 @@ up:
 
 test:
 	scripts/bootstrap
-	.venv/bin/ruff check lab tests stacks
-	cd playbooks && ../.venv/bin/ansible-lint --profile production --nocolor -q .
+	.venv/bin/ruff check lab tests stacks playbooks/roles/lab/files/ship-image
+	cd playbooks && PATH="$(CURDIR)/.venv/bin:$$PATH" ansible-lint --profile production --nocolor -q .
 	.venv/bin/pytest
 
 unit:
 	.venv/bin/pytest tests/unit
 
 lint:
-	.venv/bin/ruff check lab tests stacks
-	cd playbooks && ../.venv/bin/ansible-lint --profile production --nocolor -q .
+	.venv/bin/ruff check lab tests stacks playbooks/roles/lab/files/ship-image
+	cd playbooks && PATH="$(CURDIR)/.venv/bin:$$PATH" ansible-lint --profile production --nocolor -q .
 	.venv/bin/ruff format --check lab tests
 
 down:

@@ -95,6 +95,17 @@ def render(settings: Settings, stacks: list[Stack]) -> dict[str, Any]:
         "security_opt": ["no-new-privileges:true"],
         "cap_drop": ["ALL"],
     }
+    for tool in stacklib.tools(stacks):
+        # Run on demand on the lab's network (`lab bench`), never started by `lab up`.
+        services[tool.name] = {
+            "profiles": ["tools"],
+            "image": tool.image,
+            "build": {"context": _rel(settings, tool.path), "args": base_arg},
+            "networks": ["web"],
+            "read_only": True,
+            "security_opt": ["no-new-privileges:true"],
+            "cap_drop": ["ALL"],
+        }
 
     secret_names = sorted({n for s in stacks for n in s.secrets})
     secrets_dir = _env("LAB_SECRETS_DIR", "../.lab/secrets")

@@ -4,6 +4,7 @@ kind = "app"       a framework's sample app, served by nginx under /<name>/
 kind = "base"      the shared Python layer the apps are built FROM
 kind = "database"  PostgreSQL
 kind = "proxy"     nginx
+kind = "tool"      a helper image the lab builds and runs on demand, never by `lab up` (the load generator)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from lab.errors import Exit, LabError
 
-KINDS = ("app", "base", "database", "proxy")
+KINDS = ("app", "base", "database", "proxy", "tool")
 NAME = re.compile(r"^[a-z][a-z0-9]{1,30}$")
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 
@@ -86,6 +87,8 @@ def _load(path: Path) -> Stack:
             raise LabError(f"{manifest}: an app needs {', '.join(missing)}", Exit.USAGE)
         if not (path / "Dockerfile").exists():
             raise LabError(f"{path}: an app needs a Dockerfile", Exit.USAGE)
+    if kind == "tool" and not (path / "Dockerfile").exists():
+        raise LabError(f"{path}: a tool needs a Dockerfile", Exit.USAGE)
     if "port" in data and not (isinstance(data["port"], int) and 1 <= data["port"] <= 65535):
         raise LabError(f"{manifest}: port = {data['port']!r} is not a port number", Exit.USAGE)
     data["secrets"] = tuple(data.get("secrets", ()))
@@ -108,6 +111,10 @@ def one(stacks: Iterable[Stack], kind: str) -> Stack:
     if len(found) != 1:
         raise LabError(f"stacks/: expected exactly one stack of kind {kind!r}, found {len(found)}", Exit.USAGE)
     return found[0]
+
+
+def tools(stacks: Iterable[Stack]) -> list[Stack]:
+    return [s for s in stacks if s.kind == "tool"]
 
 
 def select(stacks: Iterable[Stack], names: Iterable[str]) -> list[Stack]:

@@ -1,6 +1,7 @@
 """One VM stand-in: its state in `.lab/vm/<name>/` (the cloud-init seed and vm.json) and its container.
 
-vm.json holds what a deploy needs to reach it: {"name", "host", "user", "ssh_port", "http_port", "key"}.
+vm.json holds what a deploy needs to reach it: {"name", "host", "user", "ssh_port", "http_port", "key"}, and
+`"kind": "qemu"` for a full VM (`lab vm up --full`), which full.py runs; up, down and status hand it over there.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ HOST = "127.0.0.1"  # published on loopback only
 SSH_PORT = 2222
 HTTP_PORT = 8081
 READY_TIMEOUT = 90.0
+CONTAINER, QEMU = "container", "qemu"  # the kinds of VM: a systemd container, or a full VM under qemu
+KINDS = (CONTAINER, QEMU)
+QEMU_SPEC = "qemu.json"  # beside vm.json for a full VM: how to start its qemu again (full.py)
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # a container name that is also a host name
 
 Say = Callable[[str], None]
@@ -45,9 +49,10 @@ class Vm:
     key: Path
     host: str = HOST
     user: str = cloudinit.USER
+    kind: str = CONTAINER  # CONTAINER or QEMU (`lab vm up --full`)
 
     def facts(self) -> dict[str, object]:
-        return {
+        facts: dict[str, object] = {
             "name": self.name,
             "host": self.host,
             "user": self.user,
@@ -55,11 +60,23 @@ class Vm:
             "http_port": self.http_port,
             "key": str(self.key),
         }
+        if self.kind != CONTAINER:  # no "kind" means a container, as in the records made before there were two
+            facts["kind"] = self.kind
+        return facts
 
     @classmethod
     def from_facts(cls, data: dict) -> Vm:
+        kind = data.get("kind", CONTAINER)
+        if kind not in KINDS:
+            raise ValueError(kind)
         return cls(
-            data["name"], int(data["ssh_port"]), int(data["http_port"]), Path(data["key"]), data["host"], data["user"]
+            data["name"],
+            int(data["ssh_port"]),
+            int(data["http_port"]),
+            Path(data["key"]),
+            data["host"],
+            data["user"],
+            kind,
         )
 
     @property
@@ -152,15 +169,26 @@ def up(
     ssh_port: int | None = None,
     http_port: int | None = None,
     key: Path | None = None,
-    timeout: float = READY_TIMEOUT,
+    timeout: float | None = None,
+    full: bool = False,
+    memory_mib: int | None = None,
+    cpus: int | None = None,
 ) -> Up:
     """Create and start the VM (building its image if needed), or start it again, or leave it be if it is
-    up; then wait until it is ready."""
+    up; then wait until it is ready. A full VM under qemu with `full`, or when the one of that name is one."""
 
     def say(message: str) -> None:
         console.print(f"[dim]lab vm:[/] {message}")
 
     check_name(name)
+    if full or is_qemu(settings, name):
+        from lab.vm import full as fullvm  # it builds on this module
+
+        wait = fullvm.READY_TIMEOUT if timeout is None else timeout
+        return fullvm.up(settings, console, name, ssh_port, http_port, key, memory_mib, cpus, wait)
+    if memory_mib is not None or cpus is not None:
+        raise LabError("--memory and --cpus are for a full VM (--full)", Exit.USAGE)
+    timeout = READY_TIMEOUT if timeout is None else timeout
     engine = labengine.client()
     container = find(engine, name)
     current = recipe(settings.debian_mirror)
@@ -232,8 +260,13 @@ def _create(
 
 
 def down(settings: Settings, name: str = NAME) -> bool:
-    """Remove the container with its volumes, and its state; whether there was anything to remove."""
+    """Remove the container with its volumes, and its state; whether there was anything to remove.
+    A full VM: stop its qemu, then remove its disk overlay, seed and state."""
     check_name(name)
+    if is_qemu(settings, name):
+        from lab.vm import full as fullvm
+
+        return fullvm.down(settings, name)
     engine = labengine.client()
     container = find(engine, name)
     if container:
@@ -247,10 +280,14 @@ def down(settings: Settings, name: str = NAME) -> bool:
 def status(settings: Settings, name: str = NAME) -> dict[str, object]:
     """The VM's state, whether SSH takes the key, and its facts."""
     check_name(name)
+    vm = load(settings, name)
+    if vm and vm.kind == QEMU:
+        from lab.vm import full as fullvm
+
+        return fullvm.status(settings, vm)
     engine = labengine.client()
     container = find(engine, name)
-    vm = load(settings, name)
-    row: dict[str, object] = {"name": name, "state": container.status if container else "absent"}
+    row: dict[str, object] = {"name": name, "kind": CONTAINER, "state": container.status if container else "absent"}
     if vm:
         row.update(vm.facts())
         row["facts_file"] = str(facts_file(settings, name))
@@ -258,11 +295,28 @@ def status(settings: Settings, name: str = NAME) -> dict[str, object]:
         labels = engine.images.get(container.image.id).labels or {}
         row["image_current"] = labels.get(DIGEST_LABEL) == recipe(settings.debian_mirror).digest()
     if container and container.status == "running" and vm:
-        try:
-            probe = subprocess.run(
-                vm.target.ssh("true", connect_timeout=3), capture_output=True, stdin=subprocess.DEVNULL, timeout=15
-            )
-            row["ssh"] = probe.returncode == 0
-        except subprocess.TimeoutExpired:
-            row["ssh"] = False
+        row["ssh"] = ssh_answers(vm)
     return row
+
+
+def ssh_answers(vm: Vm) -> bool:
+    """Whether SSH takes the VM's key."""
+    try:
+        probe = subprocess.run(
+            vm.target.ssh("true", connect_timeout=3), capture_output=True, stdin=subprocess.DEVNULL, timeout=15
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return probe.returncode == 0
+
+
+def is_qemu(settings: Settings, name: str) -> bool:
+    """Whether the VM of that name is a full one: its vm.json says so, or (if that is damaged) qemu's state is
+    there."""
+    if (state_dir(settings, name) / QEMU_SPEC).exists():
+        return True
+    try:
+        vm = load(settings, name)
+    except LabError:
+        return False
+    return vm is not None and vm.kind == QEMU
