@@ -16,6 +16,7 @@ from rich.table import Table
 from lab import composefile, doctor, engine
 from lab import settings as settingslib
 from lab import stacks as stacklib
+from lab.bench import cli as bench_cli
 from lab.deploy import ansible
 from lab.deploy import target as target_lib
 from lab.deploy.target import Target
@@ -36,6 +37,7 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)  # messages are never wrapped mid-line
 out = Console()
 app.add_typer(vm_cli.app, name="vm")
+app.add_typer(bench_cli.app, name="bench")
 
 Frameworks = Annotated[list[str] | None, typer.Argument(help="Frameworks (all when none are named).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

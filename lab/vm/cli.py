@@ -41,10 +41,18 @@ def up(
     key: Annotated[
         Path | None, typer.Option(help="Private SSH key to log in with (default: the lab's own, in .lab/ssh/).")
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="A full VM with its own kernel under qemu (software emulation: slow), not a container."
+        ),
+    ] = False,
+    memory: Annotated[int | None, typer.Option(help="MiB of memory of a full VM (default 2048).")] = None,
+    cpus: Annotated[int | None, typer.Option(help="vCPUs of a full VM (default 2).")] = None,
 ) -> None:
     """Start the VM (building its image the first time) and wait until SSH, cloud-init and sudo are ready."""
     settings = settingslib.load()
-    result = machine.up(settings, console, name, ssh_port, http_port, key)
+    result = machine.up(settings, console, name, ssh_port, http_port, key, full=full, memory_mib=memory, cpus=cpus)
     vm, ready = result.vm, result.ready
     timing = f"SSH after {ready.ssh_after:.1f}s, ready after {ready.ready_after:.1f}s"
     if result.action == "already up":
@@ -53,18 +61,22 @@ def up(
     if ready.warnings:
         console.print(f"[yellow]cloud-init finished with recoverable errors:[/]\n{ready.warnings}")
     if result.stale_image:
-        console.print("  [yellow]it runs from an older image than the recipe: `lab vm down`, `lab vm up` renews it[/]")
+        again = "lab vm up --full" if vm.kind == machine.QEMU else "lab vm up"
+        console.print(f"  [yellow]it runs from an older image than the recipe: `lab vm down`, `{again}` renews it[/]")
     name_option = "" if vm.name == machine.NAME else f" --name {vm.name}"
     plain = shlex.join(["ssh", "-i", str(vm.key), "-p", str(vm.ssh_port), f"{vm.user}@{vm.host}"])
     console.print(f"  ssh:   lab vm ssh{name_option}   (or: {plain})")
     console.print(f"  http:  http://{vm.host}:{vm.http_port}/ (its port 80)")
     console.print(f"  facts: {result.facts_file}")
+    if vm.kind == machine.QEMU:
+        console.print(f"  console: {result.facts_file.parent / machine.QEMU_CONSOLE}")
     out.print_json(json.dumps(vm.facts()))
 
 
 @app.command()
 def down(name: NameOption = machine.NAME) -> None:
-    """Remove the VM: its container, the container's volumes and the VM's state."""
+    """Remove the VM: its container, the container's volumes and the VM's state (a full VM: stop its qemu, and
+    remove its disk overlay, seed and state)."""
     removed = machine.down(settingslib.load(), name)
     console.print(f"lab vm: {name} {'removed' if removed else 'was not there'}")
 
@@ -77,13 +89,15 @@ def ssh(
     ] = None,
 ) -> None:
     """Log in to the VM as its user, or run a command there."""
-    vm = machine.load(settingslib.load(), name)
+    settings = settingslib.load()
+    vm = machine.load(settings, name)
     if vm is None:
         raise LabError(
             f"there is no VM named {name}",
             Exit.USAGE,
             hint=f"lab vm up{'' if name == machine.NAME else f' --name {name}'}",
         )
+    machine.check_running(settings, vm)
     argv = vm.target.ssh(*(command or []))
     sys.stdout.flush()
     sys.stderr.flush()
@@ -130,3 +144,68 @@ def main() -> None:
             exc.show()
             sys.exit(Exit.USAGE)
         raise
+
+
+# -- cloud servers: lab vm create | list | destroy (the work is in lab.cloud.cli) ------------------------
+
+ProviderName = Annotated[str, typer.Option("--provider", help="digitalocean or hetzner.")]
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        help="Read the API token from this file (default: DIGITALOCEAN_TOKEN or HCLOUD_TOKEN from the environment).",
+    ),
+]
+
+
+@app.command()
+def create(
+    provider: ProviderName,
+    region: Annotated[
+        str | None, typer.Option(help="Region or location (default: fra1 on DigitalOcean, fsn1 on Hetzner).")
+    ] = None,
+    size: Annotated[
+        str | None, typer.Option(help="Size or server type (default: s-1vcpu-2gb on DigitalOcean, cx22 on Hetzner).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="The server's name (default: framework-lab-<provider>).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before creating a server that costs money.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the API calls it would make, and make none.")
+    ] = False,
+    token_file: TokenFileOption = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds until the server must be active and answer SSH, or it is deleted again.")
+    ] = 600.0,
+) -> None:
+    """Create a cloud server (Debian 13, the lab's SSH key, a firewall for SSH/HTTP/HTTPS) to deploy to:
+    shows the price and asks first."""
+    from lab.cloud import cli as cloud
+
+    cloud.create(settingslib.load(), console, out, provider, name, region, size, yes, dry_run, token_file, timeout)
+
+
+@app.command(name="list")
+def list_vms(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+    """The cloud servers the lab created (from .lab/cloud.json) and the local stand-ins."""
+    from lab.cloud import cli as cloud
+
+    cloud.list_vms(settingslib.load(), out, as_json)
+
+
+@app.command()
+def destroy(
+    name: Annotated[str | None, typer.Argument(help="The cloud VM to remove.")] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Everything the lab created, found by tag/label (also without the state).")
+    ] = False,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="digitalocean or hetzner (default: from the state; --all: both).")
+    ] = None,
+    token_file: TokenFileOption = None,
+) -> None:
+    """Remove a cloud VM (its server, its firewall, the lab's key when no other VM uses it), or --all of them."""
+    from lab.cloud import cli as cloud
+
+    cloud.destroy(settingslib.load(), console, out, name, everything, provider, token_file)

@@ -36,6 +36,7 @@ READY_TIMEOUT = 90.0
 CONTAINER, QEMU = "container", "qemu"  # the kinds of VM: a systemd container, or a full VM under qemu
 KINDS = (CONTAINER, QEMU)
 QEMU_SPEC = "qemu.json"  # beside vm.json for a full VM: how to start its qemu again (full.py)
+QEMU_CONSOLE = "console.log"  # beside vm.json for a full VM: its serial console
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # a container name that is also a host name
 
 Say = Callable[[str], None]
@@ -308,6 +309,17 @@ def ssh_answers(vm: Vm) -> bool:
     except subprocess.TimeoutExpired:
         return False
     return probe.returncode == 0
+
+
+def check_running(settings: Settings, vm: Vm) -> None:
+    """A full VM whose qemu is not running: say so, rather than leave it to ssh's "connection refused"."""
+    if vm.kind == QEMU:
+        from lab.vm import full as fullvm
+
+        if not fullvm.running(settings, vm.name):
+            raise LabError(
+                f"{vm.name} (a full VM) is not running", Exit.FAILED, hint=f"lab vm up --name {vm.name} boots it again"
+            )
 
 
 def is_qemu(settings: Settings, name: str) -> bool:

@@ -1,0 +1,1 @@
+"""`lab bench`: load runs with wrk on the lab's own network, results.json, reports, comparisons."""

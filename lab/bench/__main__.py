@@ -1,0 +1,3 @@
+from lab.bench.cli import main
+
+main()

@@ -1,0 +1,212 @@
+"""`lab bench`: measure the frameworks (the default command), compare two results, re-render a report.
+
+lab bench [FRAMEWORK…] [--tests …] [--duration S] [--concurrency 16,64,256] [--repeat N] …
+lab bench compare A.json B.json
+lab bench report RESULTS.json
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from lab import settings as settingslib
+from lab.bench import compare as comparelib
+from lab.bench import plan, report, results
+from lab.bench.plan import CEILING
+from lab.bench.runner import Bench, Interrupted, Options, Outcome
+from lab.errors import Exit, LabError
+from lab.local import Lab
+
+
+class _RunByDefault(TyperGroup):
+    """`lab bench NAME --duration 5` is `lab bench run NAME --duration 5`: anything that is not
+    a subcommand (or --help) goes to `run`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_RunByDefault,
+    help="Measure the frameworks with wrk on the lab's own network (`lab bench [FRAMEWORK…] [OPTIONS]`, "
+    "see `lab bench run --help`), compare two results files, or re-render a report.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+@app.command()
+def run(
+    frameworks: Annotated[list[str] | None, typer.Argument(help="Frameworks (all when none are named).")] = None,
+    tests: Annotated[str, typer.Option(help=f"Comma-separated tests: {', '.join(plan.TESTS)}.")] = ",".join(plan.TESTS),
+    duration: Annotated[int, typer.Option(help="Seconds per load run (1-120).")] = 10,
+    concurrency: Annotated[str, typer.Option(help="Comma-separated connection counts (1-1024 each).")] = "16,64,256",
+    repeat: Annotated[
+        int, typer.Option(help="Runs per cell (1-10), frameworks interleaved; >1 gives a noise band.")
+    ] = 1,
+    warmup: Annotated[
+        int | None, typer.Option(help="Warm-up seconds per framework and test (default: half a run, 1-5 s).")
+    ] = None,
+    queries: Annotated[int, typer.Option(help="?queries=N for the queries and updates tests (1-500).")] = 20,
+    timeout: Annotated[int, typer.Option(help="Seconds after which wrk counts a request as timed out.")] = 5,
+    pause: Annotated[float, typer.Option(help="Seconds of rest between runs.")] = 1,
+    threads: Annotated[int | None, typer.Option(help="wrk threads (default: the engine's CPUs).")] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Restart each framework first, to time its start and idle memory.")
+    ] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for results.json and the reports (default bench-results/<time>)."),
+    ] = None,
+) -> None:
+    """Warm up, then run wrk per framework, test and concurrency (and against nginx's own answer, the
+    ceiling); write results.json, report.md and report.html. Only frameworks that pass `lab verify`
+    (without the database-stop check) are measured. Ctrl-C stops and keeps what was measured."""
+    options = Options(
+        frameworks=frameworks or [],
+        tests=plan.parse_tests(tests),
+        concurrency=plan.parse_concurrency(concurrency),
+        duration=plan.check("duration", duration),
+        warmup=plan.check("warmup", plan.default_warmup(duration) if warmup is None else warmup),
+        repeat=int(plan.check("repeat", repeat)),
+        queries=int(plan.check("queries", queries)),
+        timeout=_positive("timeout", timeout),
+        pause=_positive("pause", pause, zero=True),
+        threads=int(_positive("threads", threads)) if threads is not None else None,
+        restart=restart,
+        out=out_dir,
+        command="lab bench " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]),
+    )
+    lab = Lab.load(settingslib.load(), console)
+    try:
+        outcome = Bench(lab, options, console).run()
+    except Interrupted as stop:
+        _print_outcome(stop.outcome)
+        console.print("lab: interrupted; what was measured is kept")
+        raise typer.Exit(130) from None
+    _print_outcome(outcome)
+    if outcome.not_measured:
+        raise typer.Exit(Exit.FAILED)
+
+
+def _positive(name: str, value: float, zero: bool = False) -> float:
+    if value < 0 or (value == 0 and not zero):
+        raise LabError(f"--{name} {value:g} must be {'zero or more' if zero else 'more than zero'}", Exit.USAGE)
+    return value
+
+
+def _print_outcome(outcome: Outcome) -> None:
+    document = outcome.document
+    for level in document["settings"]["concurrency"]:
+        _print_grid(document, level)
+    flagged = report.flagged_runs(document)
+    if flagged:
+        console.print(f"[red]lab: {len(flagged)} run(s) had errors; see “Runs with errors” in the report[/]")
+    for name in ("results.json", "report.md", "report.html"):
+        out.print(f"{outcome.folder / name}", highlight=False)
+
+
+def _print_grid(document: dict[str, Any], level: int) -> None:
+    cells = results.cell_index(document)
+    table = Table(title=f"requests/s at {level} connections (share of the ceiling)", title_justify="left")
+    table.add_column("")
+    for test in document["settings"]["tests"]:
+        table.add_column(test, justify="right")
+    for target in report.targets(document):
+        row = [report.label(target)]
+        for test in document["settings"]["tests"]:
+            text = report.rps_cell(cells.get((target, test, level)), target)
+            row.append(f"[red]{text}[/]" if report.WARN in text else text)
+        table.add_row(*row)
+    out.print(table)
+
+
+@app.command(name="compare")
+def compare_command(
+    before: Annotated[Path, typer.Argument(help="The earlier results.json (A).")],
+    after: Annotated[Path, typer.Argument(help="The later results.json (B).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show what changed from A to B per framework, test and concurrency: requests/s, p99 latency,
+    and whether the change stands out of the noise band (the larger spread of the repetitions)."""
+    a, b = results.load(before), results.load(after)
+    rows = comparelib.rows(a, b)
+    notes = comparelib.context(a, b)
+    if as_json:
+        out.print_json(json.dumps({"context": notes, "rows": [r.as_dict() for r in rows]}))
+        return
+    table = Table("target", "test", "c", "A req/s", "B req/s", "change", "noise band", "verdict", "p99", "errors")
+    colours = {"better": "green", "worse": "red", "within noise": "dim"}
+    for row in rows:
+        colour = colours.get(row.verdict, "yellow")
+        table.add_row(
+            report.label(row.target) if row.target != CEILING else "ceiling",
+            row.test,
+            str(row.concurrency),
+            report.rps(row.before),
+            report.rps(row.after),
+            _signed(row.change),
+            "—" if row.noise is None else f"±{row.noise * 100:.1f}%",
+            f"[{colour}]{row.verdict}[/]",
+            _signed(row.p99_change),
+            f"[red]{row.errors}[/]" if row.errors else "",
+        )
+    out.print(table)
+    for note in notes:
+        out.print(f"  {note}", highlight=False)
+
+
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:+.1f}%"
+
+
+@app.command(name="report")
+def report_command(
+    results_file: Annotated[Path, typer.Argument(help="A results.json written by `lab bench`.")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the reports (default: beside it).")] = None,
+) -> None:
+    """Render report.md and report.html again from a results.json (for instance after a crash)."""
+    document = results.load(results_file)
+    md, page = report.write(document, out_dir or results_file.parent)
+    out.print(str(md), highlight=False)
+    out.print(str(page), highlight=False)
+
+
+def main() -> None:
+    """`python -m lab.bench` (the same as `lab bench`), with lab's error handling."""
+    try:
+        code = app(args=sys.argv[1:], standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except LabError as exc:
+        console.print(f"[red]lab: {exc.message}[/]")
+        if exc.hint:
+            console.print(f"  {exc.hint}")
+        sys.exit(int(exc.code))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console.print("lab: interrupted")
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(Exit.USAGE)
+    except click.exceptions.Abort:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""What a bench runs, in which order, and about how long it takes: pure, no Docker.
+
+Frameworks are interleaved (effective CPU speed drifts from minute to minute): within each
+test and concurrency every target runs once before any runs again, and each repetition starts
+with a different target. The ceiling is nginx answering the same response itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lab.errors import Exit, LabError
+
+TESTS = ("plaintext", "json", "db", "queries", "fortunes", "updates")
+PATHS = {
+    "plaintext": "/plaintext",
+    "json": "/json",
+    "db": "/db",
+    "queries": "/queries?queries={queries}",
+    "fortunes": "/fortunes",
+    "updates": "/updates?queries={queries}",
+}
+CEILING = "ceiling"  # the target name of nginx answering by itself
+CEILING_PATHS = {"plaintext": "/_lab/plaintext", "json": "/_lab/json"}
+NO_CEILING_NOTE = "no nginx ceiling for {tests}: nginx cannot answer them alone (they need the database)"
+RUN_OVERHEAD_S = 1.0  # starting and removing the wrk container, reading CPU counters
+LIMITS = {"duration": (1, 120), "warmup": (0, 60), "concurrency": (1, 1024), "repeat": (1, 10), "queries": (1, 500)}
+
+
+@dataclass(frozen=True)
+class Step:
+    target: str  # a framework, or CEILING
+    test: str
+    concurrency: int
+    repetition: int  # 1-based
+    duration: float
+    path: str
+    warmup: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "ceiling" if self.target == CEILING else "framework"
+
+
+def path(target: str, test: str, queries: int) -> str:
+    if target == CEILING:
+        return CEILING_PATHS[test]
+    return f"/{target}" + PATHS[test].format(queries=queries)
+
+
+def parse_list(text: str, what: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise LabError(f"--{what} {text!r}: give a comma-separated list", Exit.USAGE)
+    return items
+
+
+def parse_tests(text: str) -> list[str]:
+    tests = list(dict.fromkeys(t.lower() for t in parse_list(text, "tests")))
+    unknown = [t for t in tests if t not in TESTS]
+    if unknown:
+        raise LabError(f"unknown test(s) {', '.join(unknown)}", Exit.USAGE, hint=f"valid tests: {', '.join(TESTS)}")
+    return tests
+
+
+def parse_concurrency(text: str) -> list[int]:
+    values = []
+    for item in parse_list(text, "concurrency"):
+        if not item.isdigit():
+            raise LabError(f"--concurrency: {item!r} is not a whole number", Exit.USAGE)
+        values.append(check("concurrency", int(item)))
+    return list(dict.fromkeys(values))
+
+
+def check(name: str, value: float) -> float:
+    low, high = LIMITS[name]
+    if not low <= value <= high:
+        raise LabError(f"--{name} {value:g} is outside {low}-{high}", Exit.USAGE)
+    return value
+
+
+def default_warmup(duration: int) -> int:
+    """Half the run, at least 1 s and at most 5 s."""
+    return int(max(1, min(5, duration // 2)))
+
+
+def targets_for(test: str, frameworks: Sequence[str], ceiling: bool = True) -> list[str]:
+    return [*frameworks, *([CEILING] if ceiling and test in CEILING_PATHS else [])]
+
+
+def rotate(items: Sequence[str], by: int) -> list[str]:
+    if not items:
+        return []
+    by %= len(items)
+    return [*items[by:], *items[:by]]
+
+
+def steps(
+    frameworks: Sequence[str],
+    tests: Sequence[str],
+    concurrency: Sequence[int],
+    repeat: int,
+    duration: float,
+    warmup: float,
+    queries: int,
+    ceiling: bool = True,
+) -> list[Step]:
+    """Every load run in order: per repetition and test, a warm-up per target at the highest
+    concurrency (first repetition only), then each concurrency with every target in turn."""
+    plan: list[Step] = []
+    for repetition in range(1, repeat + 1):
+        for test in tests:
+            order = rotate(targets_for(test, frameworks, ceiling), repetition - 1)
+            if warmup > 0 and repetition == 1:
+                top = max(concurrency)
+                plan += [Step(t, test, top, repetition, warmup, path(t, test, queries), warmup=True) for t in order]
+            for level in concurrency:
+                plan += [Step(t, test, level, repetition, duration, path(t, test, queries)) for t in order]
+    return plan
+
+
+def estimate_s(plan: Sequence[Step], pause: float) -> float:
+    return sum(step.duration + RUN_OVERHEAD_S + pause for step in plan)

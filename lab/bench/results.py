@@ -1,0 +1,153 @@
+"""The results document: one record per load run, cells summarising the repetitions of each
+(target, test, concurrency), saving and loading results.json. Pure, no Docker."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from lab.bench import schema, stats
+from lab.bench.plan import CEILING, Step
+from lab.bench.wrk import ERROR_KINDS, WrkResult
+from lab.errors import Exit, LabError
+
+ERROR_WORDS = {
+    "connect": "connect errors",
+    "read": "read errors",
+    "write": "write errors",
+    "timeout": "timeouts",
+    "status": "responses with status ≥ 400",
+}
+
+
+def problems_of(result: WrkResult | None, wrk_exit: int | None) -> list[str]:
+    """Why a run does not count as clean: errors of any kind, no requests, wrk failing."""
+    if result is None:
+        return [f"wrk produced no figures (exit {wrk_exit})"]
+    found = [f"{result.errors[k]} {ERROR_WORDS[k]}" for k in ERROR_KINDS if result.errors.get(k)]
+    if result.requests == 0:
+        found.append("no request completed")
+    if wrk_exit not in (0, None):
+        found.append(f"wrk exited with {wrk_exit}")
+    return found
+
+
+def run_record(
+    step: Step,
+    url: str,
+    started: str,
+    threads: int,
+    result: WrkResult | None,
+    wrk_exit: int | None,
+    cpu_s: dict[str, float | None],
+    memory_peak: int | None,
+    extra_problems: Iterable[str] = (),
+) -> dict[str, Any]:
+    problems = [*problems_of(result, wrk_exit), *extra_problems]
+    return {
+        "target": step.target,
+        "kind": step.kind,
+        "test": step.test,
+        "concurrency": step.concurrency,
+        "repetition": step.repetition,
+        "warmup": step.warmup,
+        "url": url,
+        "started": started,
+        "threads": threads,
+        "duration_s": round(result.duration_s, 6) if result else None,
+        "requests": result.requests if result else None,
+        "bytes": result.bytes if result else None,
+        "requests_per_s": round(result.requests_per_s, 3) if result else None,
+        "latency_us": dict(result.latency_us) if result else None,
+        "errors": dict(result.errors) if result else None,
+        "cpu_s": {k: cpu_s.get(k) for k in ("app", "nginx", "postgres")},
+        "memory_peak_bytes": memory_peak,
+        "wrk_exit": wrk_exit,
+        "ok": not problems,
+        "problems": problems,
+    }
+
+
+def _key(run: dict[str, Any]) -> tuple[str, str, int]:
+    return run["target"], run["test"], run["concurrency"]
+
+
+def cells(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One cell per (target, test, concurrency) over its measured repetitions (warm-ups left
+    out): the median and spread of requests/s, median latencies, CPU per 1,000 requests, and
+    how many runs had errors — a cell with errors is flagged, never averaged clean."""
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for run in runs:
+        if not run["warmup"]:
+            groups.setdefault(_key(run), []).append(run)
+    found = []
+    for (target, test, level), group in groups.items():
+        latency = [r["latency_us"] or {} for r in group]
+        cpu_per_1k = {}
+        for part in ("app", "nginx", "postgres"):
+            values = [
+                r["cpu_s"][part] * 1e6 / r["requests"]
+                for r in group
+                if r["cpu_s"].get(part) is not None and r["requests"]
+            ]
+            cpu_per_1k[part] = _round(stats.median(values))
+        found.append(
+            {
+                "target": target,
+                "kind": group[0]["kind"],
+                "test": test,
+                "concurrency": level,
+                "runs": len(group),
+                "runs_with_errors": sum(1 for r in group if not r["ok"]),
+                "problems": [f"repetition {r['repetition']}: {'; '.join(r['problems'])}" for r in group if not r["ok"]],
+                "requests_per_s": {k: _round(v) for k, v in stats.summary(r["requests_per_s"] for r in group).items()},
+                "share_of_ceiling": None,
+                "latency_us": {
+                    k: _round(stats.median(x.get(k) for x in latency)) for k in ("p50", "p90", "p99", "max")
+                },
+                "cpu_ms_per_1k_requests": cpu_per_1k,
+            }
+        )
+    ceilings = {(c["test"], c["concurrency"]): c["requests_per_s"]["median"] for c in found if c["target"] == CEILING}
+    for cell in found:
+        top = ceilings.get((cell["test"], cell["concurrency"]))
+        mine = cell["requests_per_s"]["median"]
+        if top and mine is not None:
+            cell["share_of_ceiling"] = round(mine / top, 5)
+    return found
+
+
+def _round(value: float | int | None, digits: int = 3) -> float | int | None:
+    return round(value, digits) if isinstance(value, float) else value
+
+
+def save(document: dict[str, Any], path: Path) -> None:
+    """Write atomically (a reader, or Ctrl-C, never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    os.replace(temporary, path)
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LabError(f"{path}: no such file", Exit.USAGE) from None
+    except (OSError, ValueError) as exc:
+        raise LabError(f"{path}: not a JSON file ({exc})", Exit.USAGE) from None
+    problems = schema.errors(document)
+    if problems:
+        raise LabError(
+            f"{path}: not a bench results file ({len(problems)} problem(s))",
+            Exit.USAGE,
+            hint="; ".join(problems[:3]),
+        )
+    return document
+
+
+def cell_index(document: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    return {_key(cell): cell for cell in document["cells"]}

@@ -1,0 +1,13 @@
+"""Cloud servers the lab creates, deploys to and destroys: DigitalOcean (pydo) and Hetzner Cloud (hcloud).
+
+- `token`        the API token: from the environment or a file, never shown, logged or stored
+- `plan`         what a server is (provider, name, region, size, image) and the API calls that create it:
+                 pure functions, printed by `--dry-run`
+- `ratelimit`    waits out 429 answers for as long as the API says, within bounds
+- `digitalocean` the DigitalOcean API through pydo
+- `hetzner`      the Hetzner Cloud API through hcloud
+- `providers`    picks one of the two, with its endpoint
+- `state`        `.lab/cloud.json` (what the lab created) and `.lab/vm/<name>/vm.json` (how to reach it)
+- `lifecycle`    create (cleaning up after any failure or Ctrl-C), destroy, destroy everything the lab made
+- `cli`          what `lab vm create|list|destroy` do (declared in lab/vm/cli.py)
+"""
