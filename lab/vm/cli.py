@@ -77,7 +77,12 @@ def up(
 def down(name: NameOption = machine.NAME) -> None:
     """Remove the VM: its container, the container's volumes and the VM's state (a full VM: stop its qemu, and
     remove its disk overlay, seed and state)."""
-    removed = machine.down(settingslib.load(), name)
+    settings = settingslib.load()
+    record = settings.state_dir / "vm" / name / "vm.json"
+    if record.exists() and json.loads(record.read_text()).get("provider"):
+        # A cloud server: forgetting it here would leave it running, and billed.
+        raise LabError(f"{name} is a cloud server", Exit.USAGE, hint=f"destroy it with `lab vm destroy {name}`")
+    removed = machine.down(settings, name)
     console.print(f"lab vm: {name} {'removed' if removed else 'was not there'}")
 
 
