@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lab import composefile, doctor, engine
+from lab import composefile, doctor, engine, entry
 from lab import settings as settingslib
 from lab import stacks as stacklib
 from lab.bench import cli as bench_cli
@@ -308,26 +308,7 @@ def _default_vm_name(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    try:
-        code = app(args=_default_vm_name(sys.argv[1:]), standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
-    except LabError as exc:
-        console.print(f"[red]lab: {exc.message}[/]")
-        if exc.hint:
-            console.print(f"  {exc.hint}")
-        sys.exit(int(exc.code))
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        console.print("lab: interrupted")
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors (typer vendors click, so match by shape)
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
-            exc.show()
-            sys.exit(Exit.USAGE)
-        if type(exc).__name__ == "Abort":
-            sys.exit(130)
-        raise
+    entry.run(app, _default_vm_name(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from lab import entry
 from lab import settings as settingslib
 from lab.bench import compare as comparelib
 from lab.bench import plan, report, results
@@ -188,24 +189,7 @@ def report_command(
 
 def main() -> None:
     """`python -m lab.bench` (the same as `lab bench`), with lab's error handling."""
-    try:
-        code = app(args=sys.argv[1:], standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
-    except LabError as exc:
-        console.print(f"[red]lab: {exc.message}[/]")
-        if exc.hint:
-            console.print(f"  {exc.hint}")
-        sys.exit(int(exc.code))
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        console.print("lab: interrupted")
-        sys.exit(130)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(Exit.USAGE)
-    except click.exceptions.Abort:
-        sys.exit(130)
+    entry.run(app, sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lab import entry
 from lab import settings as settingslib
 from lab.errors import Exit, LabError
 from lab.vm import machine
@@ -131,24 +132,8 @@ def status(
 
 
 def main() -> None:
-    """`python -m lab.vm`, until `lab vm` is wired into the lab command."""
-    try:
-        app(standalone_mode=False)
-    except LabError as exc:
-        console.print(f"[red]lab vm: {exc.message}[/]")
-        if exc.hint:
-            console.print(f"  {exc.hint}")
-        sys.exit(int(exc.code))
-    except KeyboardInterrupt:
-        console.print("lab vm: interrupted")
-        sys.exit(130)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(Exit.USAGE)
-        raise
+    """`python -m lab.vm`: the same as `lab vm`."""
+    entry.run(app, sys.argv[1:])
 
 
 # -- cloud servers: lab vm create | list | destroy (the work is in lab.cloud.cli) ------------------------
