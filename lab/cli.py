@@ -22,11 +22,11 @@ from lab.deploy import target as target_lib
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
 from lab.local import Lab
+from lab.options import Frameworks, HostOption, JsonFlag, KeyOption, VmOption, default_vm_name
 from lab.verify import local as local_verify
 from lab.verify import remote as remote_verify
 from lab.verify import report
 from lab.vm import cli as vm_cli
-from lab.vm import machine as vm_machine
 
 app = typer.Typer(
     help="framework-lab: seven Python web frameworks, one contract, behind nginx with PostgreSQL.",
@@ -38,20 +38,6 @@ console = Console(stderr=True, soft_wrap=True)  # messages are never wrapped mid
 out = Console()
 app.add_typer(vm_cli.app, name="vm")
 app.add_typer(bench_cli.app, name="bench")
-
-Frameworks = Annotated[list[str] | None, typer.Argument(help="Frameworks (all when none are named).")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-HostOption = Annotated[str | None, typer.Option("--host", help="USER@HOST[:PORT] of a server to work on.")]
-KeyOption = Annotated[Path | None, typer.Option("--key", help="Private SSH key for --host.")]
-VmOption = Annotated[
-    str | None,
-    typer.Option(
-        "--vm",
-        is_flag=False,
-        flag_value=vm_machine.NAME,
-        help=f"A VM the lab runs or created (--vm alone: the local stand-in, {vm_machine.NAME}).",
-    ),
-]
 
 
 def _lab(**overrides: object) -> Lab:
@@ -199,15 +185,7 @@ def verify(
 
 
 def _target(lab: Lab, host: str | None, key: Path | None, vm: str | None, required: bool = True) -> Target | None:
-    if host and vm:
-        raise LabError("give --host or --vm, not both", Exit.USAGE)
-    if host:
-        return target_lib.parse(host, key)
-    if vm:
-        return target_lib.from_vm(lab.settings.state_dir, vm)
-    if required:
-        raise LabError("where to? give --host USER@HOST[:PORT] or --vm", Exit.USAGE)
-    return None
+    return target_lib.resolve(lab.settings.state_dir, host, key, vm, required)
 
 
 @app.command()
@@ -296,19 +274,8 @@ def stacks_command(as_json: JsonFlag = False) -> None:
     out.print(table)
 
 
-def _default_vm_name(argv: list[str]) -> list[str]:
-    """`--vm` alone means the local stand-in: click has no options with an optional value."""
-    fixed = []
-    for i, arg in enumerate(argv):
-        fixed.append(arg)
-        after = argv[i + 1] if i + 1 < len(argv) else None
-        if arg == "--vm" and (after is None or after.startswith("-")):
-            fixed.append(vm_machine.NAME)
-    return fixed
-
-
 def main() -> None:
-    entry.run(app, _default_vm_name(sys.argv[1:]))
+    entry.run(app, default_vm_name(sys.argv[1:]))
 
 
 if __name__ == "__main__":

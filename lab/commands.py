@@ -103,3 +103,36 @@ def infra_tests(
         "no:cacheprovider",
         "--no-header",
     ]
+
+
+# -- a deployed host, over SSH (with the ssh_config the lab writes for it) ---------------------------
+
+
+def ssh(config: Path, host: str, command: str) -> list[str]:
+    """One command on the host, with the lab's ssh_config for it (key, port, known hosts)."""
+    return ["ssh", "-F", str(config), host, command]
+
+
+def ssh_docker_tunnel(config: Path, host: str, local_socket: Path, remote_socket: str) -> list[str]:
+    """Forward a local Unix socket to the host engine's socket: the Docker API over SSH, with the
+    SSH user's own rights (the docker group), no port opened on the host and no agent on it."""
+    return [
+        "ssh",
+        "-F",
+        str(config),
+        "-N",
+        "-o",
+        "ExitOnForwardFailure=yes",
+        "-o",
+        "StreamLocalBindUnlink=yes",
+        "-o",
+        "ServerAliveInterval=15",
+        "-L",
+        f"{local_socket}:{remote_socket}",
+        host,
+    ]
+
+
+def ship_image(script: Path, images: Sequence[str], config: Path, host: str) -> list[str]:
+    """playbooks/roles/lab/files/ship-image: only the layers the host lacks, streamed over SSH."""
+    return [str(script), *images, "--", "ssh", "-F", str(config), host]

@@ -138,20 +138,22 @@ class Lab:
                     )
                 time.sleep(1)
 
-    def wait_routed(self, apps: list[Stack], timeout: float = 30) -> None:
-        """nginx re-reads the running apps every 2 s: wait until it routes all of them."""
+    def wait_routed(self, apps: list[Stack], timeout: float = 30, base_url: str | None = None) -> None:
+        """nginx re-reads the running apps every 2 s: wait until it routes all of them (this
+        machine's nginx, or the one at base_url)."""
         deadline = time.monotonic() + timeout
         while True:
-            status = self.nginx_status()
+            status = self.nginx_status(base_url)
             if all(status.get(a.name) == "healthy" for a in apps):
                 return
             if time.monotonic() > deadline:
                 raise LabError(f"nginx does not route every framework yet: {status}", Exit.UNHEALTHY)
             time.sleep(0.5)
 
-    def nginx_status(self) -> dict[str, str]:
+    def nginx_status(self, base_url: str | None = None) -> dict[str, str]:
+        url = f"{base_url or self.settings.base_url}/_lab/status.json"
         try:
-            with urllib.request.urlopen(f"{self.settings.base_url}/_lab/status.json", timeout=3) as response:
+            with urllib.request.urlopen(url, timeout=3) as response:
                 return json.load(response)
         except (OSError, ValueError):
             return {}

@@ -21,12 +21,17 @@ from typer.core import TyperGroup
 
 from lab import entry
 from lab import settings as settingslib
+from lab import stacks as stacklib
 from lab.bench import compare as comparelib
 from lab.bench import plan, report, results
 from lab.bench.plan import CEILING
 from lab.bench.runner import Bench, Interrupted, Options, Outcome
+from lab.bench.site import HostSite, LocalSite
+from lab.deploy import hostengine
+from lab.deploy import target as targetlib
 from lab.errors import Exit, LabError
 from lab.local import Lab
+from lab.options import HostOption, KeyOption, VmOption, default_vm_name
 
 
 class _RunByDefault(TyperGroup):
@@ -73,10 +78,14 @@ def run(
         Path | None,
         typer.Option("--out", help="Folder for results.json and the reports (default bench-results/<time>)."),
     ] = None,
+    host: HostOption = None,
+    key: KeyOption = None,
+    vm: VmOption = None,
 ) -> None:
     """Warm up, then run wrk per framework, test and concurrency (and against nginx's own answer, the
     ceiling); write results.json, report.md and report.html. Only frameworks that pass `lab verify`
-    (without the database-stop check) are measured. Ctrl-C stops and keeps what was measured."""
+    (without the database-stop check) are measured. Ctrl-C stops and keeps what was measured.
+    With --host/--vm: the frameworks deployed on that host, with wrk on the host (see docs/bench.md)."""
     options = Options(
         frameworks=frameworks or [],
         tests=plan.parse_tests(tests),
@@ -93,8 +102,14 @@ def run(
         command="lab bench " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]),
     )
     lab = Lab.load(settingslib.load(), console)
+    stacklib.select(lab.stacks, options.frameworks)  # unknown names fail before anything starts
+    target = targetlib.resolve(lab.settings.state_dir, host, key, vm, required=False)
     try:
-        outcome = Bench(lab, options, console).run()
+        if target is None:
+            outcome = Bench(lab, LocalSite(lab, console), options, console).run()
+        else:
+            with hostengine.connect(lab.settings.state_dir, target) as host_engine:
+                outcome = Bench(lab, HostSite(lab, console, host_engine), options, console).run()
     except Interrupted as stop:
         _print_outcome(stop.outcome)
         console.print("lab: interrupted; what was measured is kept")
@@ -189,7 +204,7 @@ def report_command(
 
 def main() -> None:
     """`python -m lab.bench` (the same as `lab bench`), with lab's error handling."""
-    entry.run(app, sys.argv[1:])
+    entry.run(app, default_vm_name(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -74,16 +74,64 @@ def engine_facts(client: docker.DockerClient) -> dict[str, Any]:
     }
 
 
+def _shape(
+    hostname: str, cpus: int | None, cpuinfo: str, meminfo: str, kernel: str, os_release: str, python: str
+) -> dict[str, Any]:
+    return {
+        "hostname": hostname,
+        "cpus": cpus,
+        "cpu_model": cpu_model(cpuinfo),
+        "memory_bytes": memory_bytes(meminfo),
+        "kernel": kernel,
+        "os": os_name(os_release),
+        "python": python,
+    }
+
+
 def facts(client: docker.DockerClient, compose: str) -> dict[str, Any]:
     """This machine (where lab runs; the engine's own view is under `docker`)."""
-    return {
-        "hostname": socket.gethostname(),
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu_model(_read("/proc/cpuinfo")),
-        "memory_bytes": memory_bytes(_read("/proc/meminfo")),
-        "kernel": platform.release(),
-        "os": os_name(_read("/etc/os-release")) or platform.platform(),
-        "python": platform.python_version(),
-        "docker": engine_facts(client),
-        "compose": compose,
-    }
+    found = _shape(
+        socket.gethostname(),
+        os.cpu_count(),
+        _read("/proc/cpuinfo"),
+        _read("/proc/meminfo"),
+        platform.release(),
+        _read("/etc/os-release"),
+        platform.python_version(),
+    )
+    found["os"] = found["os"] or platform.platform()
+    return {**found, "docker": engine_facts(client), "compose": compose}
+
+
+# -- a deployed host, read with one SSH command ---------------------------------------------------
+
+SEPARATOR = "@@framework-lab@@"
+_HOST_PARTS = (
+    "cat /proc/cpuinfo",
+    "cat /proc/meminfo",
+    "cat /etc/os-release",
+    "uname -r",
+    "hostname",
+    "nproc",
+    "python3 -c 'import platform; print(platform.python_version())'",
+    "docker compose version --short",
+)
+HOST_SCRIPT = "; ".join(f"{part} 2>/dev/null; echo {SEPARATOR}" for part in _HOST_PARTS)
+
+
+def host_facts(output: str, engine: dict[str, Any]) -> dict[str, Any]:
+    """A host's facts from HOST_SCRIPT's output (the same shape as facts(), for the host)."""
+    parts = [p.strip("\n") for p in output.split(SEPARATOR)]
+    parts += [""] * (len(_HOST_PARTS) - len(parts))
+    cpuinfo, meminfo, os_release, kernel, hostname, nproc, python, compose = parts[: len(_HOST_PARTS)]
+    found = _shape(
+        hostname.strip(),
+        int(nproc) if nproc.strip().isdigit() else engine.get("cpus"),
+        cpuinfo,
+        meminfo,
+        kernel.strip(),
+        os_release,
+        python.strip(),
+    )
+    found["os"] = found["os"] or engine.get("os", "")
+    return {**found, "docker": engine, "compose": compose.strip().lstrip("v")}

@@ -141,13 +141,13 @@ def _reroot(path: Path, root: Path | None) -> Path:
     return path if root is None else root / path.relative_to(CGROUP)
 
 
-def cpu_now(containers: dict[str, Any]) -> tuple[dict[str, int | None], str]:
+def cpu_now(containers: dict[str, Any], local: bool = True) -> tuple[dict[str, int | None], str]:
     """CPU nanoseconds used so far by each named container (None for none), and where they were
     read: the cgroup files when the engine runs here (instant, exact), else the engine's stats
     (asked in parallel: each answer takes up to a second)."""
     found: dict[str, int | None] = {}
     for name, container in containers.items():
-        found[name] = cgroup_cpu_ns(container.id) if container is not None else None
+        found[name] = cgroup_cpu_ns(container.id) if container is not None and local else None
     missing = [n for n, c in containers.items() if c is not None and found[n] is None]
     if not missing:
         return found, "cgroup"
@@ -157,8 +157,8 @@ def cpu_now(containers: dict[str, Any]) -> tuple[dict[str, int | None], str]:
     return found, "engine stats"
 
 
-def memory_now(container: Any) -> int | None:
-    value = cgroup_memory_bytes(container.id)
+def memory_now(container: Any, local: bool = True) -> int | None:
+    value = cgroup_memory_bytes(container.id) if local else None
     return value if value is not None else memory_bytes(stats_of(container))
 
 
@@ -173,9 +173,10 @@ def cpu_delta_s(before: dict[str, int | None], after: dict[str, int | None]) -> 
 class MemorySampler:
     """Samples a container's memory every `interval` seconds in a thread; `peak` is the most seen."""
 
-    def __init__(self, container: Any, interval: float) -> None:
+    def __init__(self, container: Any, interval: float, local: bool = True) -> None:
         self.container = container
         self.interval = interval
+        self.local = local
         self.peak: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -186,7 +187,7 @@ class MemorySampler:
 
     def sample(self) -> None:
         with contextlib.suppress(docker.errors.DockerException, OSError):
-            value = memory_now(self.container)
+            value = memory_now(self.container, self.local)
             if value is not None:
                 self.peak = max(self.peak or 0, value)
 

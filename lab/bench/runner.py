@@ -1,6 +1,7 @@
-"""`lab bench` on this machine's engine: start and verify the frameworks, then run wrk in a
+"""`lab bench`: start (or find, on a deployed host) and verify the frameworks, then run wrk in a
 container on the lab's own network against each framework (and nginx's ceiling), reading the
-CPU time the app, nginx and PostgreSQL used from the engine before and after each run.
+CPU time the app, nginx and PostgreSQL used from the engine before and after each run. Where it
+runs, this machine or a host, is a Site (lab.bench.site).
 
 results.json is rewritten after every run, so whatever happens, what was measured is kept.
 """
@@ -24,14 +25,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from lab import baseimage, builds, engine
+from lab import engine
 from lab import stacks as stacklib
 from lab.bench import machine, plan, probe, report, results, schema, wrk
 from lab.bench.plan import CEILING, Step
+from lab.bench.site import Site
 from lab.errors import Exit, LabError
 from lab.local import Lab
 from lab.stacks import Stack
-from lab.verify import local as local_verify
 from lab.verify.contract import FAIL, PASS, WARN
 from lab.verify.database import ContainerDatabase
 
@@ -89,13 +90,15 @@ class _Left(ProgressColumn):
 
 
 class Bench:
-    def __init__(self, lab: Lab, options: Options, console: Console) -> None:
+    def __init__(self, lab: Lab, site: Site, options: Options, console: Console) -> None:
         self.lab = lab
+        self.site = site
         self.options = options
         self.console = console
         self.settings = lab.settings
+        self.project = site.project
         self.folder = options.out or default_folder(self.settings.root)
-        self.client: docker.DockerClient | None = None
+        self.client: docker.DockerClient = site.client
         self.containers: dict[str, Any] = {}
         self.document: dict[str, Any] = {}
         self.wrk_image = ""
@@ -105,33 +108,22 @@ class Bench:
     # -- preparing -----------------------------------------------------------------------------
 
     @property
-    def tool(self) -> Stack:
-        return stacklib.one(self.lab.stacks, "tool")
-
-    @property
     def network(self) -> str:
-        return f"{self.settings.project}_web"
+        return f"{self.project}_web"
 
     @property
     def base_url(self) -> str:
         return f"http://{self.lab.proxy.name}:{self.lab.proxy.port}"
 
-    def build_tool(self, client: docker.DockerClient) -> None:
-        """The load generator's image, built like the lab's other images (only when stale)."""
-        self.base_image = baseimage.ensure(self.settings, client, self.lab.say)
-        layers = [([self.tool], self.base_image)]
-        builds.build_stale(self.settings, client, layers, self.lab.env(self.base_image), self.lab.say)
-        self.wrk_image = self.tool.image
-
     def remove_leftovers(self, client: docker.DockerClient) -> None:
         """wrk containers of this project that a killed bench left behind (only ours carry the label)."""
-        for container in client.containers.list(all=True, filters={"label": f"{LABEL}={self.settings.project}"}):
+        for container in client.containers.list(all=True, filters={"label": f"{LABEL}={self.project}"}):
             with contextlib.suppress(docker.errors.DockerException):
                 container.remove(force=True)
 
     def find_containers(self, client: docker.DockerClient) -> dict[str, Any]:
         found = {}
-        for container in engine.lab_containers(client, self.settings.project, all=False):
+        for container in engine.lab_containers(client, self.project, all=False):
             found[engine.service_of(container)] = container
         return found
 
@@ -151,11 +143,11 @@ class Bench:
                     f"{app.name} is {state} after a restart", Exit.UNHEALTHY, hint=f"see `lab logs {app.name}`"
                 )
             time.sleep(0.25)
-        self.lab.wait_routed([app])
+        self.site.wait_routed([app])
 
-    def verify(self, client: docker.DockerClient, apps: list[Stack]) -> dict[str, dict[str, Any]]:
+    def verify(self, apps: list[Stack]) -> dict[str, dict[str, Any]]:
         """The contract checks (without stopping the database) per framework: counts and failures."""
-        checked = local_verify.contract_results(self.lab, client, apps, restart_db=False, console=self.console)
+        checked = self.site.verify(apps)
         verdicts: dict[str, dict[str, Any]] = {a.name: {PASS: 0, WARN: 0, FAIL: 0, "failures": []} for a in apps}
         for result in checked:
             verdict = verdicts[result.framework]
@@ -170,7 +162,7 @@ class Bench:
             text = probe.exec_text(proxy, ["nginx", "-v"])
             found["nginx"] = text.rsplit("/", 1)[-1] if "/" in text else text
         try:
-            db = ContainerDatabase(client, self.settings.project, self.lab.database.name)
+            db = ContainerDatabase(client, self.project, self.lab.database.name)
             found["postgres"] = db.query("SHOW server_version")[0][0]
         except (LabError, IndexError, docker.errors.DockerException):
             found["postgres"] = ""
@@ -190,9 +182,9 @@ class Bench:
             self.wrk_image,
             args,
             detach=True,
-            name=f"{self.settings.project}-bench-wrk-{uuid.uuid4().hex[:8]}",
+            name=f"{self.project}-bench-wrk-{uuid.uuid4().hex[:8]}",
             network=self.network,
-            labels={LABEL: self.settings.project},
+            labels={LABEL: self.project},
             read_only=True,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
@@ -221,12 +213,13 @@ class Bench:
         cpus = self.document["machine"]["docker"]["cpus"] or 1
         threads = self.options.threads or wrk.threads_for(step.concurrency, cpus)
         args = wrk.argv(url, step.concurrency, step.duration, threads, self.options.timeout)
-        before, self.counters = probe.cpu_now(watched)
+        local = self.site.local
+        before, self.counters = probe.cpu_now(watched, local)
         started = now()
-        sampler = probe.MemorySampler(None if step.warmup else app, interval=max(1.0, step.duration / 5))
+        sampler = probe.MemorySampler(None if step.warmup else app, max(1.0, step.duration / 5), local)
         with sampler:
             code, output, problems = self.run_wrk(args, timeout=step.duration + HARD_MARGIN_S)
-        after, _ = probe.cpu_now(watched)
+        after, _ = probe.cpu_now(watched, local)
         try:
             result: wrk.WrkResult | None = wrk.parse(output)
         except (wrk.WrkOutputError, ValueError, KeyError) as exc:
@@ -240,11 +233,10 @@ class Bench:
 
     def run(self) -> Outcome:
         options = self.options
-        self.client = client = engine.client()
-        compose = engine.require_compose()
-        apps = stacklib.select(self.lab.stacks, options.frameworks)
-        self.lab.up(apps)
-        self.build_tool(client)
+        client = self.client
+        apps = self.site.start(stacklib.select(self.lab.stacks, options.frameworks), named=bool(options.frameworks))
+        tool = self.site.prepare_tool()
+        self.wrk_image, self.base_image = tool.image, tool.base_image
         self.remove_leftovers(client)
         self.containers = self.find_containers(client)
 
@@ -255,7 +247,7 @@ class Bench:
                 self.containers = self.find_containers(client)
             startup[app.name] = probe.startup_seconds(self.containers[app.name].attrs)
 
-        verdicts = self.verify(client, apps)
+        verdicts = self.verify(apps)
         measured = [a for a in apps if not verdicts[a.name][FAIL]]
         not_measured = [a.name for a in apps if a not in measured]
         for name in not_measured:
@@ -273,7 +265,7 @@ class Bench:
             options.queries,
             ceiling=bool(measured),
         )
-        self.document = self.header(client, compose, apps, measured, verdicts, startup, len(steps))
+        self.document = self.header(client, apps, measured, verdicts, startup, len(steps))
         self.save()
         if not measured:
             self.finish(complete=True)
@@ -348,7 +340,6 @@ class Bench:
     def header(
         self,
         client: docker.DockerClient,
-        compose: str,
         apps: list[Stack],
         measured: list[Stack],
         verdicts: dict[str, dict[str, Any]],
@@ -356,14 +347,14 @@ class Bench:
         planned: int,
     ) -> dict[str, Any]:
         options = self.options
-        facts = machine.facts(client, compose)
-        _, self.counters = probe.cpu_now({"nginx": self.containers.get(self.lab.proxy.name)})
+        facts = self.site.machine()
+        _, self.counters = probe.cpu_now({"nginx": self.containers.get(self.lab.proxy.name)}, self.site.local)
         frameworks = []
         for app in apps:
             container = self.containers.get(app.name)
             idle = None
             if container is not None and app in measured:
-                idle = probe.memory_now(container)
+                idle = probe.memory_now(container, self.site.local)
             python = probe.exec_text(container, ["python3", "-c", "import platform; print(platform.python_version())"])
             seconds, note = startup[app.name]
             verdict = verdicts[app.name]
@@ -403,8 +394,10 @@ class Bench:
             "git": machine.git(self.settings.root),
             "machine": facts,
             "settings": {
-                "project": self.settings.project,
-                "load_from": f"a wrk container on the {self.network} network (no published port, no docker-proxy)",
+                "project": self.project,
+                "host": self.site.host,
+                "load_from": f"a wrk container on the {self.network} network of {self.site.where} "
+                "(no published port, no docker-proxy)",
                 "base_url": self.base_url,
                 "tests": list(options.tests),
                 "concurrency": list(options.concurrency),

@@ -151,7 +151,9 @@ SCHEMA: dict[str, Any] = {
                     "restart": _BOOL,
                     "cpu_counters": {"type": "string", "enum": ["cgroup", "engine stats"]},
                     "frameworks": _STRS,
-                }
+                    "host": _OPT_STR,
+                },
+                optional=("host",),  # added after schema 1 was first written: older files lack it
             ),
             "versions": {"type": "object", "additionalProperties": _STR},
             "frameworks": {"type": "array", "items": FRAMEWORK},

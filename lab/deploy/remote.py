@@ -27,6 +27,15 @@ def ssh_config(target: Target, known_hosts: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_ssh_config(state_dir: Path, target: Target) -> Path:
+    """.lab/deploy/<host>/ssh_config: what `ssh -F`, testinfra and ship-image log in with."""
+    folder = state_dir / "deploy" / target.inventory_name
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "ssh_config"
+    config.write_text(ssh_config(target, state_dir / "known_hosts"))
+    return config
+
+
 def testinfra_hosts(target: Target, config: Path) -> str:
     return f"ssh://{target.inventory_name}?ssh_config={config}&sudo=true"
 

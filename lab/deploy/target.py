@@ -67,3 +67,20 @@ def from_vm(state_dir: Path, name: str) -> Target:
         name=facts["name"],
         throwaway=local,
     )
+
+
+def resolve(
+    state_dir: Path, host: str | None, key: Path | None, vm: str | None, required: bool = True
+) -> Target | None:
+    """The target of `--host USER@HOST[:PORT] [--key K]` or `--vm [NAME]`; None for neither (when allowed)."""
+    if host and vm:
+        raise LabError("give --host or --vm, not both", Exit.USAGE)
+    if key is not None and not host:
+        raise LabError("--key goes with --host (a VM's key is known)", Exit.USAGE)
+    if host:
+        return parse(host, key)
+    if vm:
+        return from_vm(state_dir, vm)
+    if required:
+        raise LabError("where to? give --host USER@HOST[:PORT] or --vm", Exit.USAGE)
+    return None

@@ -32,10 +32,7 @@ def contract_results(lab: Lab, target: Target, apps: list[Stack], restart_db: bo
 
 
 def infra(lab: Lab, target: Target, frameworks: list[str], quiet: bool = False) -> int:
-    folder = lab.settings.state_dir / "deploy" / target.inventory_name
-    folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "ssh_config"
-    config.write_text(remote.ssh_config(target, lab.settings.state_dir / "known_hosts"))
+    config = remote.write_ssh_config(lab.settings.state_dir, target)
     argv = commands.infra_tests(
         lab.settings,
         sys.executable,

@@ -692,3 +692,68 @@ def test_chart_axes_have_round_steps():
     assert report.axis(1431) == (500, 1500)
     assert report.axis(0.16) == (pytest.approx(0.05), pytest.approx(0.2))
     assert report.axis(0) == (0.25, 1.0)
+
+
+def test_host_facts_from_one_ssh_command():
+    outputs = [
+        "processor\t: 0\nmodel name\t: AMD EPYC 7B13\n",
+        "MemTotal:        2014044 kB\n",
+        'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\n',
+        "6.12.48-amd64\n",
+        "web1\n",
+        "2\n",
+        "3.13.5\n",
+        "2.26.1\n",
+    ]
+    output = "".join(f"{text}{machine.SEPARATOR}\n" for text in outputs)
+    engine = {"cpus": 2, "os": "Debian GNU/Linux 13 (trixie)", "version": "26.1.5"}
+    facts = machine.host_facts(output, engine)
+    assert facts == {
+        "hostname": "web1",
+        "cpus": 2,
+        "cpu_model": "AMD EPYC 7B13",
+        "memory_bytes": 2014044 * 1024,
+        "kernel": "6.12.48-amd64",
+        "os": "Debian GNU/Linux 13 (trixie)",
+        "python": "3.13.5",
+        "docker": engine,
+        "compose": "2.26.1",
+    }
+    assert machine.HOST_SCRIPT.count(machine.SEPARATOR) == len(outputs)
+
+
+def test_host_facts_tolerate_what_a_host_lacks():
+    # No python3, no compose plugin, a truncated answer: the engine's own view fills in.
+    output = f"\n{machine.SEPARATOR}\n\n{machine.SEPARATOR}\n"
+    facts = machine.host_facts(output, {"cpus": 4, "os": "Ubuntu 24.04.1 LTS"})
+    assert facts["cpus"] == 4 and facts["os"] == "Ubuntu 24.04.1 LTS"
+    assert facts["python"] == "" and facts["compose"] == "" and facts["memory_bytes"] is None
+
+
+def test_engine_stats_when_the_engine_is_elsewhere(tmp_path, monkeypatch):
+    """A remote engine's container IDs must never be looked up in this machine's cgroups."""
+    folder = tmp_path / "cpuacct" / "docker" / "abc"
+    folder.mkdir(parents=True)
+    (folder / "cpuacct.usage").write_text("123\n")
+    monkeypatch.setattr(probe, "CGROUP", tmp_path)
+
+    class Container:
+        id = "abc"
+
+        def stats(self, stream: bool, one_shot: bool = False) -> dict:
+            return {"cpu_stats": {"cpu_usage": {"total_usage": 999}}, "memory_stats": {"usage": 10}}
+
+    assert probe.cpu_now({"app": Container()}) == ({"app": 123}, "cgroup")
+    assert probe.cpu_now({"app": Container()}, local=False) == ({"app": 999}, "engine stats")
+    assert probe.memory_now(Container(), local=False) == 10
+
+
+def test_results_may_name_the_host_they_were_measured_on():
+    document = make_document()
+    document["settings"]["host"] = "web1"
+    assert schema.errors(document) == []
+    document["settings"]["host"] = None
+    assert schema.errors(document) == []
+    del document["settings"]["host"]  # files written before the key existed
+    assert schema.errors(document) == []
+    assert "host" in schema.property_names()

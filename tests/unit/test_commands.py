@@ -80,3 +80,22 @@ def test_infra_tests_argv():
     assert argv[argv.index("--lab-secrets") + 1] == "/srv/lab/.lab/secrets"
     assert argv[argv.index("--lab-ca-bundle") + 1] == "/etc/ca.pem"
     assert "--lab-ca-bundle" not in commands.infra_tests(S, "python", [], "local://", None)
+
+
+def test_ssh_commands_use_the_labs_ssh_config():
+    config = Path("/srv/lab/.lab/deploy/web1/ssh_config")
+    assert commands.ssh(config, "web1", "uname -r") == ["ssh", "-F", str(config), "web1", "uname -r"]
+    tunnel = commands.ssh_docker_tunnel(config, "web1", Path("/tmp/x/docker.sock"), "/var/run/docker.sock")
+    assert tunnel[:3] == ["ssh", "-F", str(config)]
+    assert "-N" in tunnel and tunnel[-1] == "web1"  # no remote command: only the forward
+    assert tunnel[tunnel.index("-L") + 1] == "/tmp/x/docker.sock:/var/run/docker.sock"
+    options = {tunnel[i + 1] for i, arg in enumerate(tunnel) if arg == "-o"}
+    # A forward that cannot be set up must end ssh (not leave it running without a tunnel), and a
+    # socket left by a killed run must not block the next one.
+    assert {"ExitOnForwardFailure=yes", "StreamLocalBindUnlink=yes"} <= options
+
+
+def test_ship_image_argv_ends_with_the_ssh_command():
+    config = Path("/c/ssh_config")
+    argv = commands.ship_image(Path("/srv/ship-image"), ["framework-lab/wrk:latest"], config, "web1")
+    assert argv == ["/srv/ship-image", "framework-lab/wrk:latest", "--", "ssh", "-F", "/c/ssh_config", "web1"]

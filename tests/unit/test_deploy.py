@@ -99,3 +99,27 @@ def test_remote_infra_tests_check_the_deployed_host():
     argv = commands.infra_tests(S, "python", ["a"], "ssh://web?sudo=true", None, ("0.0.0.0", 80), deployed=True)
     assert argv[argv.index("--lab-bind") + 1] == "0.0.0.0" and argv[argv.index("--lab-port") + 1] == "80"
     assert "--lab-deployed" in argv
+
+
+def test_resolve_target_from_host_or_vm(tmp_path):
+    assert target.resolve(tmp_path, None, None, None, required=False) is None
+    assert target.resolve(tmp_path, "deploy@web1", None, None).host == "web1"
+    for host, key, vm, message in (
+        ("deploy@web1", None, "vm1", "not both"),
+        (None, tmp_path / "key", "vm1", "--key goes with --host"),
+        (None, None, None, "where to?"),
+        (None, None, "nosuch", "no VM named 'nosuch'"),
+    ):
+        with pytest.raises(LabError) as error:
+            target.resolve(tmp_path, host, key, vm)
+        assert message in error.value.message
+        assert error.value.code == Exit.USAGE
+
+
+def test_vm_alone_means_the_local_stand_in():
+    from lab.options import default_vm_name
+    from lab.vm.machine import NAME
+
+    assert default_vm_name(["bench", "--vm", "--duration", "2"]) == ["bench", "--vm", NAME, "--duration", "2"]
+    assert default_vm_name(["deploy", "--vm"]) == ["deploy", "--vm", NAME]
+    assert default_vm_name(["deploy", "--vm", "web1"]) == ["deploy", "--vm", "web1"]
