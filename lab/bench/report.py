@@ -130,11 +130,13 @@ def facts_lines(document: dict[str, Any]) -> list[tuple[str, str]]:
     memory = f"{m['memory_bytes'] / 2**30:.1f} GiB" if m["memory_bytes"] else "?"
     commit = (g["commit"] or "not a git checkout")[:12] + (" (with uncommitted changes)" if g["dirty"] else "")
     warm = f" after a {s['warmup_s']:g} s warm-up" if s["warmup_s"] else ""
+    where = f"the deployed host {s['host']}" if s.get("host") else "the machine lab ran on"
     return [
         (
             "Machine",
             f"{m['cpus']} CPUs ({m['cpu_model'] or 'unknown model'}), {memory}, kernel {m['kernel']}, {m['os']}; "
-            f"Docker {d['version']} (cgroup v{d['cgroup_version']}, {d['storage_driver']}), Python {m['python']}",
+            f"Docker {d['version']} (cgroup v{d['cgroup_version']}, {d['storage_driver']}), Python {m['python']} "
+            f"— {where}",
         ),
         ("Commit", commit),
         (

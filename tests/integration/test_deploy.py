@@ -1,6 +1,6 @@
 """End to end against the local stand-in VM: vm up → bad input leaves the host as it was →
-deploy → verify over SSH → a second deploy changes nothing → one framework changed is shipped
-and restarted alone → undeploy → vm down, leaving nothing behind."""
+deploy → verify over SSH → a short `lab bench --vm` → a second deploy changes nothing → one
+framework changed is shipped and restarted alone → undeploy → vm down, leaving nothing behind."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from lab.bench import schema
 from tests.integration.conftest import ROOT, lab_env, run_lab
 
 pytestmark = pytest.mark.integration
@@ -125,12 +127,57 @@ def test_host_that_is_not_debian(vm):
         on_vm("sudo mv /etc/os-release.lab /etc/os-release")
 
 
+def tunnels_left() -> list[str]:
+    """`lab bench --vm` forwards the host's Docker socket with ssh -L into /tmp/lab-docker-*."""
+    found = subprocess.run(["pgrep", "-af", "lab-docker-"], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in found if "pgrep" not in line] + [str(p) for p in Path("/tmp").glob("lab-docker-*")]
+
+
+def bench(*args: str, out: Path) -> subprocess.CompletedProcess:
+    argv = ["bench", *args, "--vm", VM, "--duration", "2", "--concurrency", "8", "--pause", "0", "--out", str(out)]
+    return run_lab(*argv, env=vm_env())
+
+
+def test_bench_before_deploy(vm, tmp_path):
+    """No Docker on the host yet: a clear error, no results, no tunnel left behind."""
+    result = bench("--tests", "plaintext", out=tmp_path / "out")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "cannot use the host's Docker engine" in result.stderr and "lab deploy" in result.stderr
+    assert not (tmp_path / "out").exists()
+    assert tunnels_left() == []
+
+
+def check_bench_on_host(app: str, tmp_path: Path) -> None:
+    """A short `lab bench --vm`: wrk shipped to the host and run there, results for the host."""
+    missing = bench("--tests", "plaintext", "no-such-framework", out=tmp_path / "bad")
+    assert missing.returncode == 2 and "unknown framework" in missing.stderr
+
+    result = bench(app, "--tests", "plaintext,db", out=tmp_path / "bench")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    document = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert schema.errors(document) == []
+    assert document["settings"]["host"] == VM and document["settings"]["cpu_counters"] == "engine stats"
+    assert document["machine"]["hostname"] == VM  # the host's facts, not this machine's
+    assert document["machine"]["os"].startswith("Debian GNU/Linux 13")
+    assert [f["name"] for f in document["frameworks"] if f["measured"]] == [app]
+    cells = {(c["target"], c["test"]): c for c in document["cells"]}
+    for key in ((app, "plaintext"), (app, "db"), ("ceiling", "plaintext")):
+        assert cells[key]["requests_per_s"]["median"] > 0 and cells[key]["runs_with_errors"] == 0, key
+    measured = [r for r in document["runs"] if r["target"] == app and not r["warmup"]]
+    assert all(r["cpu_s"]["app"] and r["cpu_s"]["nginx"] and r["memory_peak_bytes"] for r in measured)
+    assert next(r for r in measured if r["test"] == "db")["cpu_s"]["postgres"] > 0
+    assert "framework-lab/wrk:latest" in on_vm("sudo docker image ls --format '{{.Repository}}:{{.Tag}}'").stdout
+    assert on_vm("sudo docker ps --all --quiet --filter label=framework-lab.bench").stdout.strip() == ""
+    assert tunnels_left() == []
+
+
 def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     first = deploy()
     assert first.returncode == 0, first.stderr[-3000:]
     verify = run_lab("verify", "--vm", VM, env=vm_env())
     assert verify.returncode == 0, verify.stdout[-4000:] + verify.stderr[-2000:]
     assert " 0 failed" in verify.stdout
+    check_bench_on_host(apps[0], tmp_path)
 
     before = vm_containers()
     again = deploy()
@@ -165,3 +212,4 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     result = run_lab("undeploy", "--vm", VM, env=vm_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert vm_containers() == {}
+    assert on_vm("sudo docker image ls --quiet --filter 'reference=framework-lab/*'").stdout.strip() == ""
