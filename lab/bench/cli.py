@@ -82,8 +82,9 @@ def run(
     key: KeyOption = None,
     vm: VmOption = None,
 ) -> None:
-    """Warm up, then run wrk per framework, test and concurrency (and against nginx's own answer, the
-    ceiling); write results.json, report.md and report.html. Only frameworks that pass `lab verify`
+    """Measure the frameworks and the ceiling (nginx alone); write results.json, report.md, report.html.
+
+    A warm-up, then wrk per framework, test and concurrency. Only frameworks that pass `lab verify`
     (without the database-stop check) are measured. Ctrl-C stops and keeps what was measured.
     With --host/--vm: the frameworks deployed on that host, with wrk on the host (see docs/bench.md)."""
     options = Options(
