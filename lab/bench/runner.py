@@ -127,7 +127,7 @@ class Bench:
             found[engine.service_of(container)] = container
         return found
 
-    def restart(self, client: docker.DockerClient, app: Stack) -> None:
+    def restart(self, app: Stack) -> None:
         """Restart one framework and wait until it is healthy and routed again."""
         container = self.containers[app.name]
         self.lab.say(f"restarting {app.name} to time its start …")
@@ -176,7 +176,6 @@ class Bench:
     def run_wrk(self, args: list[str], timeout: float) -> tuple[int | None, str, list[str]]:
         """Run the wrk image with args on the lab's network; (exit code, output, problems).
         The container is removed whatever happens (also on Ctrl-C)."""
-        assert self.client is not None
         problems: list[str] = []
         container = self.client.containers.run(
             self.wrk_image,
@@ -243,7 +242,7 @@ class Bench:
         startup: dict[str, tuple[float | None, str]] = {}
         for app in apps:
             if options.restart:
-                self.restart(client, app)
+                self.restart(app)
                 self.containers = self.find_containers(client)
             startup[app.name] = probe.startup_seconds(self.containers[app.name].attrs)
 
