@@ -241,6 +241,22 @@ class Removed:
         return ", ".join(parts) or "nothing (none of it was there)"
 
 
+def _remove_servers_and_firewalls(
+    api: Api, servers: dict[Id, Server], firewalls: set[Id], timeout: float, say: Say
+) -> Removed:
+    """Servers first (a firewall still applied to one cannot be deleted), then the firewalls."""
+    removed = Removed()
+    for ident, server in servers.items():
+        if api.delete_server(ident, timeout):
+            removed.servers.append(ident)
+            say(f"removed server {ident} ({server.name})")
+    for ident in sorted(firewalls, key=str):
+        if api.delete_firewall(ident):
+            removed.firewalls.append(ident)
+            say(f"removed firewall {ident}")
+    return removed
+
+
 def destroy(api: Api, state: State, name: str, timeout: float = 120.0, say: Say = _quiet) -> Removed:
     """Remove one VM: its server, its firewall, and the lab's key when no other VM of that provider is left.
 
@@ -255,15 +271,7 @@ def destroy(api: Api, state: State, name: str, timeout: float = 120.0, say: Say 
     firewalls = {found.id for found in api.lab_firewalls(list(servers.values()), name)}
     if record and record.firewall_id is not None:
         firewalls.add(record.firewall_id)
-    removed = Removed()
-    for ident in servers:
-        if api.delete_server(ident, timeout):
-            removed.servers.append(ident)
-            say(f"removed server {ident}")
-    for ident in sorted(firewalls, key=str):
-        if api.delete_firewall(ident):
-            removed.firewalls.append(ident)
-            say(f"removed firewall {ident}")
+    removed = _remove_servers_and_firewalls(api, servers, firewalls, timeout, say)
     others = [vm for vm in state.of_provider(provider) if vm.name != name]
     key = state.keys.get(provider)
     if key and not others:
@@ -292,15 +300,7 @@ def destroy_all(api: Api, state: State, fingerprint: str | None, timeout: float 
     key = (state.keys.get(provider) or {}).get("id")
     if key is None and fingerprint:
         key = api.lab_key(fingerprint)
-    removed = Removed()
-    for ident, server in servers.items():
-        if api.delete_server(ident, timeout):
-            removed.servers.append(ident)
-            say(f"removed server {ident} ({server.name})")
-    for ident in sorted(firewalls, key=str):
-        if api.delete_firewall(ident):
-            removed.firewalls.append(ident)
-            say(f"removed firewall {ident}")
+    removed = _remove_servers_and_firewalls(api, servers, firewalls, timeout, say)
     if key is not None and api.delete_key(key):
         removed.keys.append(key)
         say(f"removed the lab's SSH key {key}")
