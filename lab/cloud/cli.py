@@ -172,6 +172,7 @@ def destroy(
     everything: bool,
     provider: str | None,
     token_file: Path | None,
+    yes: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> None:
     env = os.environ if env is None else env
@@ -209,6 +210,8 @@ def destroy(
         raise LabError("--all with --token-file needs --provider (the file holds one provider's token)", Exit.USAGE)
     chosen = [provider] if provider else list(plan.PROVIDERS)
     fingerprint = _fingerprint(settings)
+    # Find everything first, on every provider; show it; ask once; only then remove anything.
+    found: list[tuple[providers.Api, lifecycle.Doomed]] = []
     for which in chosen:
         info = plan.PROVIDERS[which]
         if provider is None and not env.get(info.token_variable, "").strip():
@@ -216,5 +219,28 @@ def destroy(
                 raise LabError(f"the lab has VMs on {info.title} but {info.token_variable} is not set", Exit.USAGE)
             console.print(f"lab vm: {info.title} skipped ({info.token_variable} is not set)")
             continue
-        removed = lifecycle.destroy_all(connect(which), store, fingerprint, say=say)
-        out.print(f"lab vm: everything the lab made on {info.title} destroyed: removed {removed.show()}")
+        api = connect(which)
+        found.append((api, lifecycle.find_all(api, store, fingerprint)))
+    for api, doomed in found:
+        if doomed.empty:
+            out.print(f"lab vm: the lab has nothing on {api.info.title}")
+            continue
+        console.print(f"lab vm destroy --all would remove on {api.info.title}:", highlight=False)
+        for line in doomed.lines():
+            console.print(f"  {line}", highlight=False, markup=False)
+    if all(doomed.empty for _, doomed in found):
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise LabError(
+                "no terminal to ask on: add --yes to remove all of the above (nothing was removed)", Exit.USAGE
+            )
+        import typer
+
+        if not typer.confirm("remove all of the above?", default=False, err=True):
+            raise LabError("nothing was removed", Exit.USAGE)
+    for api, doomed in found:
+        if doomed.empty:
+            continue
+        removed = lifecycle.remove_all(api, store, doomed, say=say)
+        out.print(f"lab vm: everything the lab made on {api.info.title} destroyed: removed {removed.show()}")

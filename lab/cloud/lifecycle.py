@@ -287,7 +287,35 @@ def destroy(api: Api, state: State, name: str, timeout: float = 120.0, say: Say 
     return removed
 
 
-def destroy_all(api: Api, state: State, fingerprint: str | None, timeout: float = 120.0, say: Say = _quiet) -> Removed:
+@dataclass
+class Doomed:
+    """What `lab vm destroy --all` would remove on one provider, found before anything is removed."""
+
+    provider: str
+    servers: dict[Id, Server] = field(default_factory=dict)
+    firewalls: set[Id] = field(default_factory=set)
+    key: Id | None = None
+    names: list[str] = field(default_factory=list)  # the VMs' names
+    known: set[str] = field(default_factory=set)  # the names this checkout's state holds
+
+    @property
+    def empty(self) -> bool:
+        return not (self.servers or self.firewalls or self.key is not None or self.names)
+
+    def lines(self) -> list[str]:
+        """One line per server (and one for the firewalls and key), for the question before removing."""
+        shown = []
+        for ident, server in self.servers.items():
+            whose = "this checkout's" if server.name in self.known else "NOT in this checkout's state"
+            shown.append(f"server {server.name} (id {ident}, {server.ip or 'no address'}): {whose}")
+        if self.firewalls:
+            shown.append(f"{len(self.firewalls)} firewall(s): {', '.join(sorted(map(str, self.firewalls)))}")
+        if self.key is not None:
+            shown.append(f"the lab's SSH key {self.key}")
+        return shown
+
+
+def find_all(api: Api, state: State, fingerprint: str | None) -> Doomed:
     """Everything the lab made with this provider, found by tag/label (and in the state, when it is there)."""
     provider = api.info.name
     records = state.of_provider(provider)
@@ -300,13 +328,19 @@ def destroy_all(api: Api, state: State, fingerprint: str | None, timeout: float 
     key = (state.keys.get(provider) or {}).get("id")
     if key is None and fingerprint:
         key = api.lab_key(fingerprint)
-    removed = _remove_servers_and_firewalls(api, servers, firewalls, timeout, say)
-    if key is not None and api.delete_key(key):
-        removed.keys.append(key)
-        say(f"removed the lab's SSH key {key}")
-    state.forget_key(provider)
     names = {record.name for record in records} | {server.name for server in servers.values()}
-    for name in sorted(names):
+    return Doomed(provider, servers, firewalls, key, sorted(names), {record.name for record in records})
+
+
+def remove_all(api: Api, state: State, doomed: Doomed, timeout: float = 120.0, say: Say = _quiet) -> Removed:
+    """Remove what find_all found, and forget it in the state."""
+    provider = api.info.name
+    removed = _remove_servers_and_firewalls(api, doomed.servers, doomed.firewalls, timeout, say)
+    if doomed.key is not None and api.delete_key(doomed.key):
+        removed.keys.append(doomed.key)
+        say(f"removed the lab's SSH key {doomed.key}")
+    state.forget_key(provider)
+    for name in doomed.names:
         record = state.vms.get(name)
         if record and record.provider != provider:
             continue
@@ -316,3 +350,8 @@ def destroy_all(api: Api, state: State, fingerprint: str | None, timeout: float 
             forget_host(state.path.parent, record.ip, plan.SSH_PORT)
         removed.vms.append(name)
     return removed
+
+
+def destroy_all(api: Api, state: State, fingerprint: str | None, timeout: float = 120.0, say: Say = _quiet) -> Removed:
+    """Everything the lab made with this provider, without asking (the command line asks first)."""
+    return remove_all(api, state, find_all(api, state, fingerprint), timeout, say)

@@ -194,8 +194,10 @@ def destroy(
         str | None, typer.Option("--provider", help="digitalocean or hetzner (default: from the state; --all: both).")
     ] = None,
     token_file: TokenFileOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="With --all: do not ask before removing what it found.")] = False,
 ) -> None:
-    """Remove a cloud VM (its server, its firewall, the lab's key when no other VM uses it), or --all of them."""
+    """Remove a cloud VM (its server, its firewall, the lab's key when no other VM uses it), or --all of them
+    (it shows what it found and asks first)."""
     from lab.cloud import cli as cloud
 
-    cloud.destroy(settingslib.load(), console, out, name, everything, provider, token_file)
+    cloud.destroy(settingslib.load(), console, out, name, everything, provider, token_file, yes)

@@ -509,12 +509,58 @@ def test_list_and_destroy_on_the_command_line(cloud):
 def test_destroy_all_on_the_command_line_without_the_state(cloud):
     cloud.create("vm-a")
     (cloud.state_dir / "cloud.json").unlink()
-    result = cloud.lab("destroy", "--all", "--provider", cloud.provider)
+    result = cloud.lab("destroy", "--all", "--provider", cloud.provider, "--yes")
     assert result.returncode == 0, result.stderr
     assert cloud.left()["servers"] == [] and cloud.left()["firewalls"] == []
     other = "hetzner" if cloud.provider == "digitalocean" else "digitalocean"
     both = cloud.lab("destroy", "--all")  # the other provider has no token here: skipped, and said so
     assert both.returncode == 0 and f"{plan.PROVIDERS[other].title} skipped" in both.stderr
+    assert f"nothing on {cloud.info.title}" in both.stdout
+
+
+def test_destroy_all_shows_what_it_found_and_removes_nothing_without_yes(cloud):
+    """Another checkout's server carries the same tag: --all would take it too, so it is shown and asked."""
+    add_foreign(cloud)
+    cloud.create("vm-a")
+    cloud.create("vm-other")
+    state_file = cloud.state_dir / "cloud.json"
+    data = json.loads(state_file.read_text())
+    del data["vms"]["vm-other"]  # as if another checkout had made it
+    state_file.write_text(json.dumps(data))
+    before = cloud.left()
+    result = cloud.lab("destroy", "--all", "--provider", cloud.provider)
+    assert result.returncode == Exit.USAGE, result.stderr
+    assert "add --yes" in result.stderr and "nothing was removed" in result.stderr
+    assert re.search(r"server vm-a \(id \S+, 127\.0\.0\.1\): this checkout's", result.stderr), result.stderr
+    assert re.search(r"server vm-other .*NOT in this checkout's state", result.stderr), result.stderr
+    assert "theirs" not in result.stderr
+    assert cloud.left() == before
+    assert not [r for r in cloud.fake.requests if r.method == "DELETE"]
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_destroy_all_asks_on_a_terminal_and_no_keeps_everything(cloud):
+    cloud.create("vm-a")
+    before = cloud.left()
+    leader, follower = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lab.cli", "vm", "destroy", "--all", "--provider", cloud.provider],
+            cwd=ROOT,
+            env=cloud.env(),
+            stdin=follower,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(leader, b"n\n")
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert process.returncode == Exit.USAGE, stderr
+    assert "remove all of the above?" in stderr and "nothing was removed" in stderr
+    assert cloud.left() == before
 
 
 def test_fakes_answer_unknown_paths_with_the_provider_s_error_shape():
