@@ -249,9 +249,11 @@ def test_an_interrupted_first_start_is_redone_and_never_reported_healthy(solo, p
     )
     assert code == 0, output
     container.kill()  # SIGKILL: no cleanup of any kind
+    started = time.monotonic()
     container.start()
 
     status, health = wait_for(container, lambda s: s[1] in ("healthy", "unhealthy") or s[0] in ("exited", "dead"))
+    print(f"killed during {point}, started again: {status}/{health} after {time.monotonic() - started:.1f} s")
     if status in ("exited", "dead"):
         log = container.logs().decode()
         assert "lab-postgres:" in log.splitlines()[-1], f"exited without a clear message:\n{log[-2000:]}"
@@ -266,5 +268,7 @@ def test_a_cluster_without_the_apps_database_is_unhealthy(solo):
     container = solo()
     assert wait_for(container, lambda s: s[1] != "starting") == ("running", "healthy")
     psql(container, f"DROP DATABASE {DB_NAME} WITH (FORCE)", database="postgres")
+    dropped = time.monotonic()
     health = wait_for(container, lambda s: s[1] != "healthy", timeout=60)[1]
+    print(f"database dropped: {health} after {time.monotonic() - dropped:.1f} s")
     assert health == "unhealthy", f"still {health} without the database {DB_NAME}"
