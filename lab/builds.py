@@ -19,6 +19,7 @@ from lab import commands
 from lab.run import run
 from lab.settings import Settings
 from lab.stacks import Stack
+from lab.state import atomic_write
 
 IGNORED = {"__pycache__", ".pytest_cache", ".mypy_cache"}
 
@@ -51,8 +52,7 @@ class BuildState:
 
     def record(self, stack: Stack, print_: str, image_id: str) -> None:
         self.data[stack.name] = {"fingerprint": print_, "image": image_id}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+        atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
 
 
 def image_id(engine: docker.DockerClient, image: str) -> str | None:

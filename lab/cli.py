@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lab import composefile, doctor, engine, entry
+from lab import composefile, doctor, engine, entry, state
 from lab import settings as settingslib
 from lab import stacks as stacklib
 from lab.bench import cli as bench_cli
@@ -91,8 +91,9 @@ def build(
     apps = stacklib.select(lab.stacks, frameworks or [])
     client = engine.client()
     engine.require_compose()
-    lab.prepare()
-    lab.build(client, apps)
+    with lab.locked():
+        lab.prepare()
+        lab.build(client, apps)
 
 
 @app.command()
@@ -202,11 +203,12 @@ def deploy(
     target = _target(lab, host, key, vm)
     client = engine.client()
     engine.require_compose()
-    lab.prepare()
-    lab.build(client, stacklib.apps(lab.stacks))
-    started = time.monotonic()
-    names = [a.name for a in apps] if frameworks else []
-    outcome = ansible.run(lab.settings, target, "site.yml", names, console)
+    with lab.locked():  # what it ships (compose file, secrets, images) stays put while it runs
+        lab.prepare()
+        lab.build(client, stacklib.apps(lab.stacks))
+        started = time.monotonic()
+        names = [a.name for a in apps] if frameworks else []
+        outcome = ansible.run(lab.settings, target, "site.yml", names, console)
     took = time.monotonic() - started
     out.print(
         f"deployed to {target.inventory_name} in {took:.0f}s: {outcome.ok} tasks ok, "
@@ -231,7 +233,8 @@ def undeploy(host: HostOption = None, key: KeyOption = None, vm: VmOption = None
     """Remove the lab (containers, networks, volume, images, files) from a host it was deployed to."""
     lab = _lab()
     target = _target(lab, host, key, vm)
-    outcome = ansible.run(lab.settings, target, "undeploy.yml", [], console)
+    with lab.locked():
+        outcome = ansible.run(lab.settings, target, "undeploy.yml", [], console)
     out.print(f"undeployed from {target.inventory_name}: {outcome.changed} changed")
 
 
@@ -246,7 +249,8 @@ def compose_command(
         if not composefile.is_current(settings, stacks):
             raise LabError("compose/compose.yaml is out of date: run `lab compose`", Exit.FAILED)
         return
-    changed = composefile.write(settings, stacks)
+    with state.locked(settings.state_dir, settings.lock_timeout, lambda m: console.print(f"[dim]lab:[/] {m}")):
+        changed = composefile.write(settings, stacks)
     console.print(f"lab: compose/compose.yaml {'written' if changed else 'already current'}")
 
 

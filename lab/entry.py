@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lab.errors import Exit, LabError
 
@@ -17,10 +19,19 @@ def run(app: typer.Typer, args: list[str]) -> None:
         code = app(args=args, standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except LabError as exc:
-        console.print(f"[red]lab: {exc.message}[/]")
+        # Messages quote user input (paths, manifest values): never read them as rich markup.
+        console.print(f"[red]lab: {escape(exc.message)}[/]")
         if exc.hint:
-            console.print(f"  {exc.hint}")
+            console.print(f"  {escape(exc.hint)}")
         sys.exit(int(exc.code))
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # The lab's own files are written atomically (lab.state), so nothing is left half written.
+        what = f" while writing {exc.filename}" if exc.filename else ""
+        console.print(f"[red]lab: no space left on device{escape(what)}[/]")
+        console.print("  free some space (e.g. `docker system prune`, or remove old bench-results/) and run it again")
+        sys.exit(int(Exit.FAILED))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import docker
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from lab import baseimage, builds, commands, composefile, engine, portcheck, secrets
+from lab import baseimage, builds, commands, composefile, engine, portcheck, secrets, state
 from lab import stacks as stacklib
 from lab.errors import Exit, LabError
 from lab.run import run
@@ -20,6 +24,18 @@ from lab.settings import Settings
 from lab.stacks import Stack
 
 NO_CA = "no-ca-bundle"  # an empty stand-in when the host has no CA bundle to hand in
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def exclusive(method: _Method) -> _Method:
+    """Run a method that changes the lab's files or containers under .lab/lock."""
+
+    @functools.wraps(method)
+    def wrapper(self: Lab, *args: Any, **kwargs: Any) -> Any:
+        with self.locked():
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass
@@ -34,6 +50,10 @@ class Lab:
 
     def say(self, message: str) -> None:
         self.console.print(f"[dim]lab:[/] {message}")
+
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """Hold .lab/lock: one command at a time changes the lab (re-entrant)."""
+        return state.locked(self.settings.state_dir, self.settings.lock_timeout, self.say)
 
     @property
     def base(self) -> Stack:
@@ -61,6 +81,7 @@ class Lab:
 
     # -- preparing ---------------------------------------------------------------------------
 
+    @exclusive
     def prepare(self) -> None:
         """Compose file current, secrets present: everything plain compose needs but images."""
         if composefile.write(self.settings, self.stacks):
@@ -69,6 +90,7 @@ class Lab:
         if created := secrets.ensure(self.settings.secrets_dir, names):
             self.say(f"created secret(s) {', '.join(created)} in {self.settings.secrets_dir}")
 
+    @exclusive
     def build(self, client: docker.DockerClient, apps: list[Stack]) -> list[str]:
         base_image = baseimage.ensure(self.settings, client, self.say)
         layers = [
@@ -98,6 +120,7 @@ class Lab:
                 hint="stop what listens there, or choose another port (--port, LAB_PORT or lab.toml)",
             )
 
+    @exclusive
     def up(self, apps: list[Stack]) -> None:
         client = engine.client()
         engine.require_compose()
@@ -161,6 +184,7 @@ class Lab:
     def states(self, client: docker.DockerClient) -> dict[str, str]:
         return {engine.service_of(c): engine.health_of(c) for c in engine.lab_containers(client, self.settings.project)}
 
+    @exclusive
     def down(self, volumes: bool) -> None:
         engine.client()
         engine.require_compose()

@@ -6,10 +6,12 @@ a build argument, an environment variable or part of an image.
 
 from __future__ import annotations
 
-import os
 import secrets as random
 from collections.abc import Iterable
 from pathlib import Path
+
+from lab.stacks import SECRET
+from lab.state import atomic_write
 
 
 def ensure(directory: Path, names: Iterable[str]) -> list[str]:
@@ -20,11 +22,13 @@ def ensure(directory: Path, names: Iterable[str]) -> list[str]:
     directory.chmod(0o700)
     created = []
     for name in names:
+        # stacks.py refuses such names already; a path must never reach outside the folder.
+        if not SECRET.match(name):
+            raise ValueError(f"not a secret name: {name!r}")
         path = directory / name
         if path.exists() and path.stat().st_size > 0:
             continue
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(random.token_urlsafe(48))
+        # Whole or not at all: a half-written password would be used as is by every container.
+        atomic_write(path, random.token_urlsafe(48), 0o644)
         created.append(name)
     return created

@@ -39,6 +39,7 @@ class Settings:
     ca_bundle: str = "auto"  # "auto" (the host's bundle), "none", or a path
     offline: bool = False  # never try to pull; build the base image from Debian's packages
     health_timeout: float = 240.0  # seconds `lab up` waits for every container to be healthy
+    lock_timeout: float = 600.0  # seconds a command waits while another lab command holds .lab/lock
 
     @property
     def state_dir(self) -> Path:
@@ -80,6 +81,8 @@ _ENV = {f.name: f"LAB_{f.name.upper()}" for f in fields(Settings) if f.name != "
 def _coerce(name: str, value: object, source: str) -> object:
     kind = {f.name: f.type for f in fields(Settings)}[name]
     try:
+        if kind in ("int", int, "float", float) and isinstance(value, bool):
+            raise ValueError(value)  # bool is an int in Python: `port = true` is not port 1
         if kind in ("int", int):
             value = int(value)  # type: ignore[arg-type]
         elif kind in ("float", float):
@@ -105,6 +108,8 @@ def validate(settings: Settings) -> Settings:
         ipaddress.ip_address(settings.bind)
     except ValueError:
         raise LabError(f"bind = {settings.bind!r} is not an IP address", Exit.USAGE) from None
+    if settings.lock_timeout < 0:
+        raise LabError(f"lock_timeout = {settings.lock_timeout:g} must not be negative", Exit.USAGE)
     if not 1 <= settings.port <= 65535:
         raise LabError(f"port = {settings.port} is outside 1-65535", Exit.USAGE)
     if settings.ca_bundle not in ("auto", "none") and not Path(settings.ca_bundle).is_file():
@@ -121,9 +126,13 @@ def load(root: Path | None = None, env: dict[str, str] | None = None, **override
     config = settings.root / "lab.toml"
     if config.exists():
         try:
-            data = tomllib.loads(config.read_text())
+            data = tomllib.loads(config.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise LabError(f"{config}: not valid UTF-8 (byte {exc.start})", Exit.USAGE) from None
         except tomllib.TOMLDecodeError as exc:
             raise LabError(f"{config}: not valid TOML: {exc}", Exit.USAGE) from None
+        except OSError as exc:
+            raise LabError(f"{config}: cannot be read: {exc.strerror}", Exit.USAGE) from None
         unknown = sorted(set(data) - set(_ENV))
         if unknown:
             raise LabError(

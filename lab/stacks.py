@@ -11,15 +11,45 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from lab.errors import Exit, LabError
 
 KINDS = ("app", "base", "database", "proxy", "tool")
 NAME = re.compile(r"^[a-z][a-z0-9]{1,30}$")
+# A secret is a file name under .lab/secrets and a compose secret name: no dots, no slashes.
+SECRET = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,62}$")
+MEMORY = re.compile(r"^[1-9][0-9]*[kmg]$")  # what compose and `docker run --memory` read: 512m, 2g
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one container may take. cpus = 0 means no CPU cap (a share of every core); tmp is the
+    size of its /tmp (a tmpfs, which counts against memory)."""
+
+    memory: str
+    cpus: float
+    pids: int
+    tmp: str = "64m"
+
+
+# The one place the defaults live; a stack's [limits] table and the compose variables
+# LAB_<NAME>_MEMORY/_CPUS/_PIDS/_TMP override them (lab.composefile). Memory and pids are capped
+# because running out of either takes the machine down; CPU is not capped by default because
+# it is shared fairly anyway, and a cap below the machine's cores throttles the benchmarks.
+DEFAULT_LIMITS = {
+    "app": Limits(memory="512m", cpus=0, pids=256),
+    # max_connections (400) backends are processes; shared_buffers (256MB) sits in /dev/shm.
+    "database": Limits(memory="2g", cpus=0, pids=1024),
+    "proxy": Limits(memory="256m", cpus=0, pids=128),
+    "tool": Limits(memory="256m", cpus=0, pids=128),
+    "base": Limits(memory="256m", cpus=0, pids=128),  # build-only: never started
+}
 
 
 @dataclass(frozen=True)
@@ -37,6 +67,7 @@ class Stack:
     volume: str | None = None
     secrets: tuple[str, ...] = ()
     environment: dict[str, str] = field(default_factory=dict)
+    limits: Limits = DEFAULT_LIMITS["app"]
 
     @property
     def image(self) -> str:
@@ -63,35 +94,135 @@ class Stack:
         return self.pins().get(package.lower().replace("_", "-"), "")
 
 
-def _load(path: Path) -> Stack:
-    manifest = path / "stack.toml"
+# -- the manifest's schema: each check returns what is wrong with a value, or None -------------
+
+
+def _text(value: object) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string"
+    if "\n" in value or "\r" in value:
+        return "must be one line"
+    return None
+
+
+def _nonempty(value: object) -> str | None:
+    return _text(value) or (None if value.strip() else "must not be empty")  # type: ignore[union-attr]
+
+
+def _name(value: object) -> str | None:
+    return None if isinstance(value, str) and NAME.match(value) else "must be 2-31 lower-case letters or digits"
+
+
+def _kind(value: object) -> str | None:
+    return None if value in KINDS else f"must be one of {', '.join(KINDS)}"
+
+
+def _int(value: object, low: int, high: int) -> str | None:
+    # bool is an int in Python: `port = true` must not pass as port 1.
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return f"must be a whole number from {low} to {high}"
+    return None
+
+
+def _port(value: object) -> str | None:
+    return "is not a port number (1-65535)" if _int(value, 1, 65535) else None
+
+
+def _url_path(value: object) -> str | None:
+    return _text(value) or (None if value.startswith("/") else "must start with /")  # type: ignore[union-attr]
+
+
+def _secrets(value: object) -> str | None:
+    if not isinstance(value, list):
+        return 'must be a list of names, e.g. ["db_password"]'
+    bad = [v for v in value if not (isinstance(v, str) and SECRET.match(v))]
+    if bad:
+        return f"has bad name(s) {', '.join(map(repr, bad))}: use 2-63 lower-case letters, digits and _"
+    return None
+
+
+def _environment(value: object) -> str | None:
+    if not isinstance(value, dict):
+        return 'must be a table of NAME = "value"'
+    for key, item in value.items():
+        if not ENV_NAME.match(key) or _text(item):
+            return f"has a bad entry {key!r}: names are upper-case letters, digits and _, values one-line strings"
+    return None
+
+
+def _limits(value: object) -> str | None:
+    if not isinstance(value, dict):
+        return "must be a table with memory, cpus, pids and/or tmp"
+    unknown = sorted(set(value) - {"memory", "cpus", "pids", "tmp"})
+    if unknown:
+        return f"has unknown key(s) {', '.join(unknown)}; known: memory, cpus, pids, tmp"
+    for size in ("memory", "tmp"):
+        if size in value and not (isinstance(value[size], str) and MEMORY.match(value[size])):
+            return f'{size} must be a size such as "512m" or "2g"'
+    cpus = value.get("cpus", 0)
+    if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not 0 <= cpus <= 1024:
+        return "cpus must be a number of cores, 0 for no cap"
+    if "pids" in value and _int(value["pids"], 16, 1_000_000):
+        return "pids must be a whole number from 16 to 1000000"
+    return None
+
+
+SCHEMA: dict[str, Callable[[object], str | None]] = {
+    "name": _name,
+    "kind": _kind,
+    "title": _nonempty,
+    "port": _port,
+    "package": _nonempty,
+    "server": _nonempty,
+    "health": _url_path,
+    "data_layer": _text,
+    "templates": _text,
+    "volume": lambda v: _text(v) or (None if str(v).startswith("/") else "must be an absolute path"),
+    "secrets": _secrets,
+    "environment": _environment,
+    "limits": _limits,
+}
+REQUIRED = ("name", "kind", "title")
+REQUIRED_BY_KIND = {"app": ("port", "package", "server")}
+
+
+def _a(kind: str) -> str:
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _read(manifest: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(manifest.read_text())
+        return tomllib.loads(manifest.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise LabError(f"{manifest}: not valid UTF-8 (byte {exc.start})", Exit.USAGE) from None
     except tomllib.TOMLDecodeError as exc:
         raise LabError(f"{manifest}: not valid TOML: {exc}", Exit.USAGE) from None
-    name = data.get("name")
-    if name != path.name:
-        raise LabError(f"{manifest}: name = {name!r} must equal the folder name {path.name!r}", Exit.USAGE)
-    if not NAME.match(name):
-        raise LabError(f"{manifest}: name {name!r} must be 2-31 lower-case letters or digits", Exit.USAGE)
-    kind = data.get("kind")
-    if kind not in KINDS:
-        raise LabError(f"{manifest}: kind = {kind!r} must be one of {', '.join(KINDS)}", Exit.USAGE)
-    known = {f for f in Stack.__dataclass_fields__ if f != "path"}
-    unknown = sorted(set(data) - known)
+    except OSError as exc:
+        raise LabError(f"{manifest}: cannot be read: {exc.strerror}", Exit.USAGE) from None
+
+
+def _load(path: Path) -> Stack:
+    manifest = path / "stack.toml"
+    data = _read(manifest)
+    unknown = sorted(set(data) - set(SCHEMA))
     if unknown:
         raise LabError(f"{manifest}: unknown key(s) {', '.join(unknown)}", Exit.USAGE)
-    if kind == "app":
-        missing = [k for k in ("port", "package", "server") if k not in data]
-        if missing:
-            raise LabError(f"{manifest}: an app needs {', '.join(missing)}", Exit.USAGE)
-        if not (path / "Dockerfile").exists():
-            raise LabError(f"{path}: an app needs a Dockerfile", Exit.USAGE)
-    if kind == "tool" and not (path / "Dockerfile").exists():
-        raise LabError(f"{path}: a tool needs a Dockerfile", Exit.USAGE)
-    if "port" in data and not (isinstance(data["port"], int) and 1 <= data["port"] <= 65535):
-        raise LabError(f"{manifest}: port = {data['port']!r} is not a port number", Exit.USAGE)
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise LabError(f"{manifest}: missing {', '.join(missing)}", Exit.USAGE)
+    for key, value in data.items():
+        if problem := SCHEMA[key](value):
+            raise LabError(f"{manifest}: {key} = {value!r} {problem}", Exit.USAGE)
+    name, kind = data["name"], data["kind"]
+    if name != path.name:
+        raise LabError(f"{manifest}: name = {name!r} must equal the folder name {path.name!r}", Exit.USAGE)
+    missing = [k for k in REQUIRED_BY_KIND.get(kind, ()) if k not in data]
+    if missing:
+        raise LabError(f"{manifest}: {_a(kind)} needs {', '.join(missing)}", Exit.USAGE)
+    if kind in ("app", "tool") and not (path / "Dockerfile").exists():
+        raise LabError(f"{path}: {_a(kind)} needs a Dockerfile", Exit.USAGE)
     data["secrets"] = tuple(data.get("secrets", ()))
+    data["limits"] = replace(DEFAULT_LIMITS[kind], **data.get("limits", {}))
     return Stack(path=path, **data)
 
 

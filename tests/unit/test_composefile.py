@@ -1,5 +1,9 @@
+import json
+import os
 import shutil
+import subprocess
 
+import pytest
 import yaml
 
 from lab import composefile
@@ -67,3 +71,55 @@ def test_a_new_stack_folder_becomes_a_service_and_a_route(root, tmp_path):
     compose = rendered(tmp_path)
     assert compose["services"]["quart"]["image"] == "framework-lab/quart:latest"
     assert "quart:8000:/health" in compose["services"]["nginx"]["environment"]["LAB_UPSTREAMS"]
+
+
+def test_every_started_service_is_limited_and_rotates_its_logs(root):
+    services = rendered(root)["services"]
+    stacks = {s.name: s for s in stacklib.discover(root / "stacks")}
+    started = [n for n, s in services.items() if "build" not in s.get("profiles", [])]
+    assert len(started) >= 3
+    for name in started:
+        service, var = services[name], f"LAB_{name.upper()}"
+        limits = stacklib.DEFAULT_LIMITS[stacks[name].kind]
+        assert service["mem_limit"] == f"${{{var}_MEMORY:-{limits.memory}}}", name
+        assert service["pids_limit"] == f"${{{var}_PIDS:-{limits.pids}}}", name
+        assert service["cpus"] == f"${{{var}_CPUS:-{limits.cpus:g}}}", name
+        assert service["logging"] == {
+            "driver": "json-file",
+            "options": {"max-size": "${LAB_LOG_MAX_SIZE:-10m}", "max-file": "${LAB_LOG_MAX_FILE:-3}"},
+        }
+        for mount in service.get("tmpfs", []):
+            assert mount == f"/tmp:size=${{{var}_TMP:-{limits.tmp}}},mode=1777", name
+    # read-only containers write only to a sized /tmp; an unsized tmpfs may take half the host's memory
+    assert all(services[n].get("tmpfs") for n in started if services[n].get("read_only"))
+    database = stacklib.one(stacks.values(), "database").name
+    assert services[database]["shm_size"] == "256m"
+
+
+def test_a_stack_toml_limits_table_sets_the_compose_default(root, tmp_path):
+    shutil.copytree(root / "stacks", tmp_path / "stacks")
+    app = stacklib.apps(stacklib.discover(tmp_path / "stacks"))[0]
+    manifest = app.path / "stack.toml"
+    manifest.write_text(manifest.read_text() + '\n[limits]\nmemory = "1g"\ncpus = 1.5\npids = 64\ntmp = "8m"\n')
+    service, var = rendered(tmp_path)["services"][app.name], f"LAB_{app.name.upper()}"
+    assert (service["mem_limit"], service["cpus"], service["pids_limit"]) == (
+        f"${{{var}_MEMORY:-1g}}",
+        f"${{{var}_CPUS:-1.5}}",
+        f"${{{var}_PIDS:-64}}",
+    )
+    assert service["tmpfs"] == [f"/tmp:size=${{{var}_TMP:-8m}},mode=1777"]
+
+
+def test_plain_compose_reads_the_limits_and_their_variables(root):
+    """What compose itself makes of the file: sizes in bytes, no CPU cap by default, a variable wins."""
+    app = stacklib.apps(stacklib.discover(root / "stacks"))[0].name
+    command = ["docker", "compose", "-f", str(root / "compose" / "compose.yaml"), "config", "--format", "json"]
+    if shutil.which("docker") is None:
+        pytest.skip("no docker client")
+    env = {**os.environ, "LAB_SECRETS_DIR": "/tmp", "LAB_CA_BUNDLE": "/dev/null", f"LAB_{app.upper()}_MEMORY": "300m"}
+    config = json.loads(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
+    service = config["services"][app]
+    assert int(service["mem_limit"]) == 300 * 2**20
+    assert service["pids_limit"] == stacklib.DEFAULT_LIMITS["app"].pids
+    assert "cpus" not in service  # 0: no cap
+    assert service["tmpfs"] == ["/tmp:size=64m,mode=1777"]

@@ -36,6 +36,9 @@ def test_precedence_toml_then_env_then_options(tmp_path):
         ("bind = 'localhost'\n", "not an IP address"),
         ("ca_bundle = '/nonexistent/ca.pem'\n", "no such file"),
         ("project = 'Bad Name'\n", "lower-case"),
+        ("port = true\n", "port = True is not a valid int"),
+        ("health_timeout = false\n", "is not a valid float"),
+        ("lock_timeout = -1\n", "lock_timeout = -1 must not be negative"),
     ],
 )
 def test_broken_config_is_a_usage_error(tmp_path, toml, message):
@@ -43,6 +46,19 @@ def test_broken_config_is_a_usage_error(tmp_path, toml, message):
         load(tmp_path, toml)
     assert message in error.value.message
     assert error.value.code == Exit.USAGE
+
+
+def test_config_that_is_not_utf8_is_a_usage_error(tmp_path):
+    (tmp_path / "lab.toml").write_bytes(b"project = '\xff'\n")
+    with pytest.raises(LabError) as error:
+        load(tmp_path)
+    assert error.value.message == f"{tmp_path / 'lab.toml'}: not valid UTF-8 (byte 11)"
+    assert error.value.code == Exit.USAGE
+
+
+def test_lock_timeout_from_the_environment(tmp_path):
+    assert load(tmp_path).lock_timeout == 600
+    assert load(tmp_path, env={"LAB_LOCK_TIMEOUT": "0"}).lock_timeout == 0
 
 
 def test_bad_environment_value_names_the_variable(tmp_path):

@@ -58,6 +58,10 @@ def test_pins_read_extras_and_comments(tmp_path):
     assert stack.version_of("FOO_BAR") == "1.2"
 
 
+APP_KEYS = 'port = 8000\npackage = "x"\nserver = "y"\n'
+APP = 'name = "app1"\nkind = "app"\ntitle = "X"\n' + APP_KEYS
+
+
 def _stack(tmp_path: Path, name: str, body: str, dockerfile: bool = True) -> Path:
     folder = tmp_path / name
     folder.mkdir()
@@ -76,13 +80,60 @@ def _stack(tmp_path: Path, name: str, body: str, dockerfile: bool = True) -> Pat
         ("app1", 'name = "app1"\nkind = "app"\ntitle = "X"\ncolour = 1\n', "unknown key(s) colour"),
         ("app1", 'name = "app1"\nkind = "app"\ntitle = "X"\nport = 0\npackage = "x"\nserver = "y"\n', "not a port"),
         ("app1", "name = \n", "not valid TOML"),
+        ("app1", 'name = "app1"\nkind = "app"\n' + APP_KEYS, "missing title"),
+        ("app1", 'name = "app1"\nkind = "app"\ntitle = ""\n' + APP_KEYS, "title = '' must not be empty"),
+        ("app1", 'name = "app1"\nkind = "app"\ntitle = 7\n' + APP_KEYS, "title = 7 must be a string"),
+        ("app1", 'kind = "app"\ntitle = "X"\n' + APP_KEYS, "missing name"),
+        ("app1", 'name = 5\nkind = "app"\ntitle = "X"\n' + APP_KEYS, "name = 5 must be"),
+        # bool is an int in Python: true must not pass as port 1
+        ("app1", 'name = "app1"\nkind = "app"\ntitle = "X"\nport = true\npackage = "x"\nserver = "y"\n', "not a port"),
+        ("app1", 'name = "app1"\nkind = "app"\ntitle = "X"\nport = "80"\npackage = "x"\nserver = "y"\n', "not a port"),
+        ("app1", APP.replace('"x"', '["x"]'), "package = ['x'] must be a string"),
+        ("app1", APP + 'health = "health"\n', "must start with /"),
+        # a string is iterable: "db_password" used to become the secrets d, b, _, p…
+        ("app1", APP + 'secrets = "db_password"\n', "must be a list of names"),
+        ("app1", APP + 'secrets = ["../../x"]\n', "bad name(s) '../../x'"),
+        ("app1", APP + 'secrets = ["a/b", "ok_name"]\n', "bad name(s) 'a/b'"),
+        ("app1", APP + 'secrets = [".hidden"]\n', "bad name(s) '.hidden'"),
+        ("app1", APP + "secrets = [1]\n", "bad name(s) 1"),
+        ("app1", APP + 'environment = "X=1"\n', "environment = 'X=1' must be a table"),
+        ("app1", APP + "environment = { X = 1 }\n", "bad entry 'X'"),
+        ("app1", APP + 'environment = { "a b" = "1" }\n', "bad entry 'a b'"),
+        ("app1", APP + 'volume = "data"\n', "must be an absolute path"),
+        ("app1", APP + "limits = 5\n", "must be a table"),
+        ("app1", APP + 'limits = { memory = "lots" }\n', "memory must be a size"),
+        ("app1", APP + "limits = { memory = 512 }\n", "memory must be a size"),
+        ("app1", APP + "limits = { pids = true }\n", "pids must be a whole number"),
+        ("app1", APP + "limits = { cpus = -1 }\n", "cpus must be a number"),
+        ("app1", APP + "limits = { swap = 1 }\n", "unknown key(s) swap"),
+        ("app1", APP + 'title = "again"\n', "not valid TOML"),
     ],
 )
 def test_broken_manifests_are_usage_errors(tmp_path, name, body, message):
     with pytest.raises(LabError) as error:
         stacklib.discover(_stack(tmp_path, name, body))
     assert message in error.value.message
+    assert str(tmp_path / name) in error.value.message
+    assert "\n" not in error.value.message
     assert error.value.code == Exit.USAGE
+
+
+def test_a_manifest_that_is_not_utf8_is_a_usage_error(tmp_path):
+    folder = _stack(tmp_path, "app1", "")
+    (folder / "app1" / "stack.toml").write_bytes(APP.encode().replace(b'"X"', b'"\xff\xfe"'))
+    with pytest.raises(LabError) as error:
+        stacklib.discover(folder)
+    assert error.value.code == Exit.USAGE
+    bad_byte = APP.index('"X"') + 1
+    assert error.value.message == f"{folder / 'app1' / 'stack.toml'}: not valid UTF-8 (byte {bad_byte})"
+
+
+def test_limits_default_by_kind_and_override_per_stack(tmp_path):
+    _stack(tmp_path, "app1", APP + 'limits = { memory = "1g", cpus = 1.5 }\n')
+    _stack(tmp_path, "app2", APP.replace("app1", "app2"))
+    first, second = stacklib.discover(tmp_path)
+    assert first.limits == stacklib.Limits(memory="1g", cpus=1.5, pids=stacklib.DEFAULT_LIMITS["app"].pids)
+    assert second.limits == stacklib.DEFAULT_LIMITS["app"]
 
 
 def test_an_eighth_framework_is_one_folder(root, tmp_path):

@@ -1,0 +1,106 @@
+"""The lab's files on this machine: written whole or not at all, changed by one command at a time.
+
+Every command that changes state (compose file, builds.json, secrets, containers) holds
+.lab/lock while it runs; a second one waits, saying who holds it, up to lock_timeout seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from lab.errors import Exit, LabError
+
+LOCK_NAME = "lock"
+_held: dict[Path, int] = {}  # lock files this process holds, and how deeply (nested commands)
+
+
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Write data to path through a temporary file in the same folder, fsync'd, then renamed over
+    path: a reader, a crash or a full disk sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            view = memoryview(raw)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(temporary, mode)  # the umask may have narrowed it
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        # Name the file meant, not the temporary one, in the error the user sees.
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def _holder(lock_file: Path) -> str:
+    try:
+        return lock_file.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def locked(state_dir: Path, timeout: float, say: Callable[[str], None]) -> Iterator[None]:
+    """Hold state_dir/lock; wait (saying so) while another lab command holds it, up to timeout
+    seconds, then refuse. Re-entrant within one process."""
+    lock_file = (state_dir / LOCK_NAME).resolve()
+    if lock_file in _held:
+        _held[lock_file] += 1
+        try:
+            yield
+        finally:
+            _held[lock_file] -= 1
+        return
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+            holder = _holder(lock_file)
+            if time.monotonic() >= deadline:
+                raise LabError(
+                    f"another lab command (pid {holder}) holds {lock_file}"
+                    + (f" after {timeout:g}s of waiting" if timeout else ""),
+                    Exit.FAILED,
+                    hint="wait until it is done, or set LAB_LOCK_TIMEOUT (seconds) to wait longer",
+                )
+            if not told:
+                say(f"another lab command (pid {holder}) holds the lock, waiting up to {timeout:g}s…")
+                told = True
+            time.sleep(0.2)
+        # Who holds it, for the message the next command shows (the lock is the flock, not this).
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _held[lock_file] = 1
+        try:
+            yield
+        finally:
+            del _held[lock_file]
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing the file releases the flock
