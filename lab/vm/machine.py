@@ -80,9 +80,8 @@ class Vm:
             kind,
         )
 
-    @property
-    def target(self) -> ready.Target:
-        return ready.Target(self.key, self.ssh_port, self.user, self.host)
+    def target(self, settings: Settings) -> ready.Target:
+        return ready.Target(self.key, self.ssh_port, self.user, self.host, keys.known_hosts_file(settings.state_dir))
 
 
 @dataclass(frozen=True)
@@ -217,7 +216,7 @@ def up(
     else:
         vm, built = _create(settings, engine, console, say, name, ssh_port, http_port, key, current)
         started, action, stale = time.monotonic(), "created", False
-    result = ready.wait(vm.target, timeout, console, started)
+    result = ready.wait(vm.target(settings), timeout, console, started)
     return Up(vm, action, built, result, facts_file(settings, name), stale)
 
 
@@ -247,7 +246,9 @@ def _create(
     folder = state_dir(settings, name)
     shutil.rmtree(folder, ignore_errors=True)  # what a VM of that name left behind
     vm = Vm(name, ssh_port, http_port, pair.private)
-    cloudinit.write_seed(folder / "seed", pair.public, f"{name}-{uuid.uuid4().hex[:12]}", name)
+    host_key = keys.make_host_key(f"{name} host key")
+    cloudinit.write_seed(folder / "seed", pair.public, host_key, f"{name}-{uuid.uuid4().hex[:12]}", name)
+    keys.pin_host_key(keys.known_hosts_file(settings.state_dir), HOST, ssh_port, host_key.public)
     spec = commands.Container(name, IMAGE, HOST, ssh_port, http_port, folder / "seed")
     try:
         _docker(commands.docker_run(spec), f"docker run {name}")
@@ -296,16 +297,15 @@ def status(settings: Settings, name: str = NAME) -> dict[str, object]:
         labels = engine.images.get(container.image.id).labels or {}
         row["image_current"] = labels.get(DIGEST_LABEL) == recipe(settings.debian_mirror).digest()
     if container and container.status == "running" and vm:
-        row["ssh"] = ssh_answers(vm)
+        row["ssh"] = ssh_answers(settings, vm)
     return row
 
 
-def ssh_answers(vm: Vm) -> bool:
-    """Whether SSH takes the VM's key."""
+def ssh_answers(settings: Settings, vm: Vm) -> bool:
+    """Whether SSH takes the VM's key (and the VM shows its pinned host key)."""
     try:
-        probe = subprocess.run(
-            vm.target.ssh("true", connect_timeout=3), capture_output=True, stdin=subprocess.DEVNULL, timeout=15
-        )
+        argv = vm.target(settings).ssh("true", connect_timeout=3)
+        probe = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=15)
     except subprocess.TimeoutExpired:
         return False
     return probe.returncode == 0
