@@ -61,7 +61,7 @@ def parse(spec: str, key: Path | None = None) -> Target:
         raise LabError(f"--host {spec!r}: port {port} is outside 1-65535", Exit.USAGE)
     if key is not None and not key.expanduser().is_file():
         raise LabError(f"--key {key}: no such file", Exit.USAGE)
-    return Target(match.group("user"), match.group("host"), port, key.expanduser() if key else None)
+    return Target(match.group("user"), match.group("host"), port, key.expanduser().resolve() if key else None)
 
 
 def from_vm(state_dir: Path, name: str) -> Target:

@@ -289,6 +289,7 @@ def down(settings: Settings, name: str) -> bool:
     anything to remove."""
     where = paths(settings, name)
     was_running = stop(where["pidfile"], where["disk"])
+    machine.forget_host_key(settings, name)
     folder = machine.state_dir(settings, name)
     existed = folder.exists()
     shutil.rmtree(folder, ignore_errors=True)

@@ -6,6 +6,7 @@ vm.json holds what a deploy needs to reach it: {"name", "host", "user", "ssh_por
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -273,10 +274,18 @@ def down(settings: Settings, name: str = NAME) -> bool:
     container = find(engine, name)
     if container:
         _docker(commands.docker_rm(name), f"docker rm {name}")
+    forget_host_key(settings, name)
     folder = state_dir(settings, name)
     existed = folder.exists()
     shutil.rmtree(folder, ignore_errors=True)
     return bool(container) or existed
+
+
+def forget_host_key(settings: Settings, name: str) -> None:
+    """The host key pinned for the VM goes with it (the next VM on that port gets its own)."""
+    with contextlib.suppress(LabError):
+        if vm := load(settings, name):
+            keys.forget_host_key(keys.known_hosts_file(settings.state_dir), vm.host, vm.ssh_port)
 
 
 def status(settings: Settings, name: str = NAME) -> dict[str, object]:
