@@ -105,7 +105,7 @@ class HostSite:
     def start(self, apps: list[Stack], named: bool) -> list[Stack]:
         """The asked-for frameworks that run on the host (all it runs when none were named)."""
         states = {engine.service_of(c): engine.health_of(c) for c in engine.lab_containers(self.client, self.project)}
-        hint = f"deploy them first: `lab deploy {'--vm ' if self.engine.target.throwaway else '--host '}…`"
+        hint = f"deploy them first: `lab deploy {'--vm ' if self.engine.target.pinned else '--host '}…`"
         for stack in (self.lab.database, self.lab.proxy):
             if states.get(stack.name) != "healthy":
                 raise LabError(

@@ -2,13 +2,14 @@
 
 Create: the lab's SSH key (registered once, found again by fingerprint), the firewall (SSH, HTTP, HTTPS
 in), the server from the current Debian image with the local stand-in's cloud-init user-data, then waits
-until it is active and SSH, cloud-init and sudo answer. Each id is written to `.lab/cloud.json` as soon
+until it is active and SSH, cloud-init and sudo answer. The server gets a host key made here, through its
+user-data, and that key is pinned in `.lab/known_hosts` before the first contact: even that is verified.
+Each id is written to `.lab/cloud.json` as soon
 as it is known; any failure, a timeout or Ctrl-C at any step removes what this run made (and a
 `lab vm destroy NAME` finishes what an interrupted cleanup left)."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +19,10 @@ from pathlib import Path
 from lab.cloud import plan
 from lab.cloud.providers import Api, Id, Server
 from lab.cloud.state import Record, State, remove_facts, write_facts
+from lab.deploy.target import known_hosts_name
 from lab.errors import Exit, LabError
-from lab.vm import cloudinit, ready
-from lab.vm.keys import KeyPair
+from lab.vm import cloudinit, commands, keys, ready
+from lab.vm.keys import HostKey, KeyPair
 
 Say = Callable[[str], None]
 WaitReady = Callable[[ready.Target, float], object]  # raises LabError when the server is not ready in time
@@ -52,14 +54,12 @@ class Ports:
 
 def forget_host_argv(known_hosts: Path, host: str, port: int) -> list[str]:
     """Drop a host's old key from the lab's known_hosts: cloud addresses are handed out again."""
-    name = host if port == 22 else f"[{host}]:{port}"
-    return ["ssh-keygen", "-f", str(known_hosts), "-R", name]
+    return commands.ssh_keygen_forget(known_hosts, known_hosts_name(host, port))
 
 
 def forget_host(state_dir: Path, host: str | None, port: int) -> None:
-    known = state_dir / "known_hosts"
-    if host and known.exists():
-        subprocess.run(forget_host_argv(known, host, port), capture_output=True, stdin=subprocess.DEVNULL)
+    if host:
+        keys.forget_host_key(keys.known_hosts_file(state_dir), host, port)
 
 
 def wait_active(
@@ -101,8 +101,10 @@ def create(
     checkpoint: Callable[[str], None] = _quiet,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    host_key: HostKey | None = None,
 ) -> Record:
-    """Make the server; on any failure or interruption remove what was made, then raise again.
+    """Make the server (with `host_key`, a new one by default); on any failure or interruption remove what
+    was made, then raise again.
 
     checkpoint(step) is called before each step (key, firewall, server, active, ssh, record): tests
     interrupt there."""
@@ -113,6 +115,7 @@ def create(
         raise LabError(f"{s.name} is the name of a local stand-in VM", Exit.USAGE, hint="choose another --name")
     started = clock()
     deadline = started + timeout
+    host_key = host_key or keys.make_host_key(f"{s.name} host key")
     fp = plan.fingerprint(pair.public)
     record = Record.of(s, now())
     made = Made()
@@ -138,7 +141,7 @@ def create(
 
         checkpoint("server")
         made.started.add("server")
-        server = api.create_server(s, record.key_id, record.firewall_id, plan.user_data(pair.public))
+        server = api.create_server(s, record.key_id, record.firewall_id, plan.user_data(pair.public, host_key))
         record.server_id = made.server = server.id
         state.put(record)
         say(f"server {server.id} ({s.size} in {s.region}, {s.image}) is being made")
@@ -157,8 +160,9 @@ def create(
         say(f"{s.name} is active at {server.ip} after {clock() - started:.0f}s; waiting for SSH and cloud-init")
 
         checkpoint("ssh")
-        forget_host(state_dir, server.ip, ports.ssh)
-        target = ready.Target(pair.private, ports.ssh, cloudinit.USER, server.ip or "")
+        known_hosts = keys.known_hosts_file(state_dir)
+        keys.pin_host_key(known_hosts, server.ip or "", ports.ssh, host_key.public)  # before the first contact
+        target = ready.Target(pair.private, ports.ssh, cloudinit.USER, server.ip or "", known_hosts)
         wait_ready(target, max(deadline - clock(), 1.0))
 
         checkpoint("record")
@@ -171,6 +175,7 @@ def create(
         why = "interrupted" if interrupted else (exc.message if isinstance(exc, LabError) else repr(exc))
         say(f"{why}: removing what this run made …")
         left = undo(api, s, made, state, fp, say)
+        forget_host(state_dir, record.ip, ports.ssh)  # the key pinned for a server that is gone
         if left:
             message = f"{why}; and these are left, in {state.path}: {'; '.join(left)}"
             if interrupted:

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 
 from lab.errors import Exit, LabError
 from lab.vm import cloudinit, machine
+from lab.vm.keys import HostKey
 
 TAG = "framework-lab"  # DigitalOcean: the tag on every droplet the lab creates
 LABELS = {"managed-by": "framework-lab"}  # Hetzner: the label on everything the lab creates
@@ -118,9 +119,14 @@ def key_name(fp: str) -> str:
     return f"framework-lab-{fp.replace(':', '')[:12]}"
 
 
-def user_data(public_key: str) -> str:
-    """The same cloud-init user-data as the local stand-in gets: user `lab`, the key, sudo, no passwords."""
-    return cloudinit.user_data(public_key)
+# `--dry-run` shows where the server's host key goes, never a key (one is made for each server at create).
+HOST_KEY_PLACEHOLDER = HostKey("{a new ed25519 host key, made at create}", "{its public half, pinned in known_hosts}")
+
+
+def user_data(public_key: str, host_key: HostKey) -> str:
+    """The same cloud-init user-data as the local stand-in gets: user `lab`, the key, sudo, no passwords,
+    and the server's own host key (sent over HTTPS to the provider's API, as the disk it runs on is theirs)."""
+    return cloudinit.user_data(public_key, host_key)
 
 
 # -- DigitalOcean request bodies ------------------------------------------------------------------
@@ -224,7 +230,7 @@ DO_SIZES_PER_PAGE = 200  # the most DigitalOcean returns in one page
 def create_calls(s: Spec, public_key: str, poll: float) -> list[Call]:
     """Every request `lab vm create` makes, in order, with ids that only the answers tell as placeholders."""
     fp = fingerprint(public_key)
-    data = user_data(public_key)
+    data = user_data(public_key, HOST_KEY_PLACEHOLDER)
     if s.provider == "digitalocean":
         return [
             Call(

@@ -1,20 +1,45 @@
 """Run playbooks/ with ansible-runner: a progress display, the full log kept in a file, and a
-failed task reported as host, task and error."""
+failed task reported as host, task and error.
+
+Ansible gets only the environment it needs (ENVIRONMENT below): ansible-runner hands the whole
+environment of its caller to ansible-playbook and records it in artifacts/<run>/command, so a cloud
+token or anything else secret in the caller's environment would otherwise land in .lab/deploy/."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 
+from lab.deploy import remote
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
 from lab.settings import Settings
+
+# What ansible-playbook, ssh and the docker client on this machine need from the caller's environment.
+ENVIRONMENT = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TMPDIR",
+    "SSH_AUTH_SOCK",  # a key held by an agent
+    "DOCKER_HOST",  # the engine the images are shipped from
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+)
 
 
 def inventory(target: Target, known_hosts: Path) -> dict[str, Any]:
@@ -46,10 +71,40 @@ def runner_kwargs(settings: Settings, target: Target, playbook: str, frameworks:
             "ANSIBLE_CONFIG": str(settings.root / "playbooks" / "ansible.cfg"),
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_NOCOLOR": "1",
+            # ansible-runner turns host key checking off unless told; ansible.cfg's and the lab's policy stand.
+            "ANSIBLE_HOST_KEY_CHECKING": "True",
         },
         "quiet": True,
         "rotate_artifacts": 5,
     }
+
+
+def environment(current: Mapping[str, str], python: str = sys.executable) -> dict[str, str]:
+    """The environment Ansible runs in: ENVIRONMENT and LC_* from `current`, with the ansible-playbook beside
+    this Python first on PATH (ansible-runner starts it from PATH)."""
+    env = {k: v for k, v in current.items() if k in ENVIRONMENT or k.startswith("LC_")}
+    env["PATH"] = f"{Path(python).parent}{os.pathsep}{current.get('PATH', os.defpath)}"
+    return env
+
+
+@contextlib.contextmanager
+def only_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """os.environ is `env` for the duration of the block (ansible-runner copies os.environ as the base of
+    the environment it runs and records), and as it was after."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def deploy_user(root: Path) -> str:
+    """The deploy user the playbooks of the checkout at `root` create (group_vars/all.yml is its one source)."""
+    group_vars = yaml.safe_load((root / "playbooks" / "group_vars" / "all.yml").read_text())
+    return str(group_vars.get("lab_deploy_user", "deploy"))
 
 
 def plain_command(settings: Settings, target: Target, playbook: str, frameworks: list[str]) -> list[str]:
@@ -84,8 +139,7 @@ class Outcome:
 def run(settings: Settings, target: Target, playbook: str, frameworks: list[str], console: Console) -> Outcome:
     import ansible_runner  # heavy import: only when deploying
 
-    # ansible-runner starts ansible-playbook from PATH: make it the one beside this Python.
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    target = remote.login(settings.state_dir, target, deploy_user(settings.root), console)
     outcome = Outcome()
 
     with console.status(f"{playbook} on {target.inventory_name} …") as status:
@@ -123,7 +177,8 @@ def run(settings: Settings, target: Target, playbook: str, frameworks: list[str]
 
         kwargs = runner_kwargs(settings, target, playbook, frameworks)
         Path(kwargs["private_data_dir"]).mkdir(parents=True, exist_ok=True)
-        result = ansible_runner.run(**kwargs, event_handler=on_event)
+        with only_environment(environment(os.environ)):
+            result = ansible_runner.run(**kwargs, event_handler=on_event)
     outcome.log = Path(result.config.artifact_dir) / "stdout"
     if result.rc != 0 or result.status != "successful":
         detail = "\n  ".join(outcome.failures) or f"ansible-playbook exited with {result.rc} ({result.status})"

@@ -20,7 +20,7 @@ import docker.errors
 import requests.exceptions
 
 from lab import commands
-from lab.deploy import remote
+from lab.deploy import ansible, remote
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
 
@@ -63,6 +63,7 @@ def _wait_for_socket(process: subprocess.Popen, socket: Path, timeout: float) ->
 @contextlib.contextmanager
 def connect(state_dir: Path, target: Target, timeout: float = 30) -> Iterator[HostEngine]:
     """The host's engine for the duration of the block; the tunnel and its socket are gone after."""
+    target = remote.login(state_dir, target, ansible.deploy_user(state_dir.parent))  # state_dir is <root>/.lab
     config = remote.write_ssh_config(state_dir, target)
     folder = Path(tempfile.mkdtemp(prefix="lab-docker-"))  # short: a socket path has at most 107 bytes
     socket, log = folder / "docker.sock", folder / "ssh.log"

@@ -1,13 +1,23 @@
-"""A deployed host as `lab verify --host` sees it: over SSH, with sudo."""
+"""A deployed host as the lab reaches it: one SSH layer, OpenSSH with the ssh_config the lab writes for
+the host (the target's key, port and the lab's host-key policy), for `ssh -F`, testinfra, ship-image,
+the Docker tunnel and the database checks alike."""
 
 from __future__ import annotations
 
 import shlex
+import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from rich.console import Console
+
+from lab import commands
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
+from lab.vm import keys
+
+CONNECT_TIMEOUT = 10
 
 
 def ssh_config(target: Target, known_hosts: Path) -> str:
@@ -19,6 +29,7 @@ def ssh_config(target: Target, known_hosts: Path) -> str:
         f"  User {target.user}",
         "  BatchMode yes",
         "  IdentitiesOnly yes",
+        f"  ConnectTimeout {CONNECT_TIMEOUT}",
     ]
     if target.key:
         lines.append(f"  IdentityFile {target.key}")
@@ -32,7 +43,7 @@ def write_ssh_config(state_dir: Path, target: Target) -> Path:
     folder = state_dir / "deploy" / target.inventory_name
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "ssh_config"
-    config.write_text(ssh_config(target, state_dir / "known_hosts"))
+    config.write_text(ssh_config(target, keys.known_hosts_file(state_dir)))
     return config
 
 
@@ -40,24 +51,55 @@ def testinfra_hosts(target: Target, config: Path) -> str:
     return f"ssh://{target.inventory_name}?ssh_config={config}&sudo=true"
 
 
+def _probe(state_dir: Path, target: Target) -> subprocess.CompletedProcess[str]:
+    argv = commands.ssh(write_ssh_config(state_dir, target), target.inventory_name, "true")
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 255, "", "ssh took longer than 60s")
+
+
+def login(state_dir: Path, target: Target, deploy_user: str, console: Console | None = None) -> Target:
+    """The target as the lab can log in to it, checked with one SSH round trip before anything is sent:
+    a host key that is not the known one stops here, with the known_hosts line to remove. `root` that the
+    first deploy shut out (sshd: no root login) carries on as the deploy user that deploy made, so the
+    same `--host root@…` keeps working. Other failures are left to the caller's own tools to report."""
+    result = _probe(state_dir, target)
+    if result.returncode == 0:
+        return target
+    where = f"{target.user}@{target.inventory_name}"
+    if refusal := keys.host_key_refusal(
+        result.stderr, where, target.host, target.port, keys.known_hosts_file(state_dir)
+    ):
+        raise refusal
+    if target.user == "root" and "Permission denied" in result.stderr and deploy_user != "root":
+        other = replace(target, user=deploy_user)
+        if _probe(state_dir, other).returncode == 0:
+            if console:
+                console.print(
+                    f"[dim]lab: root may no longer log in to {target.inventory_name} (a deploy turned that off): "
+                    f"carrying on as {deploy_user}[/]"
+                )
+            return other
+        write_ssh_config(state_dir, target)  # the config says who was asked for
+    return target
+
+
 class RemoteDatabase:
     """The host's PostgreSQL, through `sudo docker` over SSH (it publishes no port)."""
 
-    def __init__(self, target: Target, container: str) -> None:
-        from fabric import Connection
-
-        connect = {"key_filename": str(target.key)} if target.key else {}
-        self.connection = Connection(
-            target.host.strip("[]"),
-            user=target.user,
-            port=target.port,
-            connect_kwargs={**connect, "look_for_keys": not target.key},
-        )
+    def __init__(self, state_dir: Path, target: Target, container: str) -> None:
+        self.config = write_ssh_config(state_dir, target)
+        self.host = target.inventory_name
         self.container = container
 
-    def _sudo(self, command: str) -> str:
-        result = self.connection.sudo(command, hide=True, warn=True)
-        if not result.ok:
+    def _sudo(self, command: str, timeout: float = 120) -> str:
+        argv = commands.ssh(self.config, self.host, f"sudo -n {command}")
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"on the host, `{command[:80]}` took longer than {timeout:.0f}s") from None
+        if result.returncode != 0:
             raise LabError(f"on the host, `{command[:80]}` failed: {result.stderr.strip()[:300]}")
         return result.stdout
 

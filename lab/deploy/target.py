@@ -22,7 +22,7 @@ class Target:
     key: Path | None = None
     http_url: str = ""  # where the host's nginx answers; http://HOST by default
     name: str = ""  # inventory name
-    throwaway: bool = False  # a local stand-in whose host key changes at every start
+    pinned: bool = False  # a machine the lab made: its host key was pinned in known_hosts before first contact
 
     @property
     def inventory_name(self) -> str:
@@ -33,9 +33,22 @@ class Target:
         return self.http_url or f"http://{self.host}"
 
     def ssh_options(self, known_hosts: Path) -> list[str]:
-        if self.throwaway:
-            return ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
-        return ["-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={known_hosts}"]
+        return host_key_options(known_hosts, self.pinned)
+
+
+def host_key_options(known_hosts: Path, pinned: bool) -> list[str]:
+    """The lab's one host-key policy, for every SSH it makes (Ansible, ssh_config, `lab vm ssh`, cloud):
+    the lab's own known_hosts; a machine the lab made must show the key pinned for it when it was made
+    (StrictHostKeyChecking=yes, even at first contact); any other host's key is learned at first contact
+    (trust on first use, accept-new). Either way a changed key is refused."""
+    policy = "yes" if pinned else "accept-new"
+    return ["-o", f"StrictHostKeyChecking={policy}", "-o", f"UserKnownHostsFile={known_hosts}"]
+
+
+def known_hosts_name(host: str, port: int) -> str:
+    """How known_hosts (and ssh's messages) name a host: `host`, or `[host]:port` off port 22."""
+    host = host.strip("[]")
+    return host if port == 22 else f"[{host}]:{port}"
 
 
 def parse(spec: str, key: Path | None = None) -> Target:
@@ -48,7 +61,7 @@ def parse(spec: str, key: Path | None = None) -> Target:
         raise LabError(f"--host {spec!r}: port {port} is outside 1-65535", Exit.USAGE)
     if key is not None and not key.expanduser().is_file():
         raise LabError(f"--key {key}: no such file", Exit.USAGE)
-    return Target(match.group("user"), match.group("host"), port, key.expanduser() if key else None)
+    return Target(match.group("user"), match.group("host"), port, key.expanduser().resolve() if key else None)
 
 
 def from_vm(state_dir: Path, name: str) -> Target:
@@ -57,7 +70,6 @@ def from_vm(state_dir: Path, name: str) -> Target:
     if not record.exists():
         raise LabError(f"no VM named {name!r} is up", Exit.USAGE, hint=f"start it with `lab vm up --name {name}`")
     facts = json.loads(record.read_text())
-    local = facts["host"] in ("127.0.0.1", "localhost")
     return Target(
         user=facts["user"],
         host=facts["host"],
@@ -65,7 +77,7 @@ def from_vm(state_dir: Path, name: str) -> Target:
         key=Path(facts["key"]),
         http_url=f"http://{facts['host']}:{facts['http_port']}",
         name=facts["name"],
-        throwaway=local,
+        pinned=True,  # lab vm up / lab vm create gave it its host key through cloud-init
     )
 
 

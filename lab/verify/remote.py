@@ -8,7 +8,7 @@ import sys
 from rich.console import Console
 
 from lab import commands
-from lab.deploy import remote
+from lab.deploy import ansible, remote
 from lab.deploy.target import Target
 from lab.local import Lab
 from lab.settings import PROJECT
@@ -20,7 +20,8 @@ PUBLISHED = ("0.0.0.0", 80)  # where the lab role publishes nginx on a host (its
 
 
 def contract_results(lab: Lab, target: Target, apps: list[Stack], restart_db: bool, console: Console) -> list[Result]:
-    db = remote.RemoteDatabase(target, f"{PROJECT}-{lab.database.name}-1")
+    target = remote.login(lab.settings.state_dir, target, ansible.deploy_user(lab.settings.root), console)
+    db = remote.RemoteDatabase(lab.settings.state_dir, target, f"{PROJECT}-{lab.database.name}-1")
     with console.status(f"verifying {target.inventory_name} …") as status:
         return contract.verify(
             target.url,
@@ -32,6 +33,7 @@ def contract_results(lab: Lab, target: Target, apps: list[Stack], restart_db: bo
 
 
 def infra(lab: Lab, target: Target, frameworks: list[str], quiet: bool = False) -> int:
+    target = remote.login(lab.settings.state_dir, target, ansible.deploy_user(lab.settings.root))
     config = remote.write_ssh_config(lab.settings.state_dir, target)
     argv = commands.infra_tests(
         lab.settings,

@@ -104,7 +104,7 @@ def ssh(
             hint=f"lab vm up{'' if name == machine.NAME else f' --name {name}'}",
         )
     machine.check_running(settings, vm)
-    argv = vm.target.ssh(*(command or []))
+    argv = vm.target(settings).ssh(*(command or []))
     sys.stdout.flush()
     sys.stderr.flush()
     try:

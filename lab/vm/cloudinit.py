@@ -1,21 +1,28 @@
 """cloud-init user-data and meta-data.
 
 `user_data` is the one the cloud providers get too: a user `lab` with the lab's SSH key and
-password-less sudo, no password logins, no root logins. The stand-in reads it (and the meta-data)
-from a NoCloud seed directory, mounted read-only at /var/lib/cloud/seed/nocloud.
+password-less sudo, no password logins, no root logins, and the machine's own SSH host key (made by
+the lab and pinned in .lab/known_hosts, so even the first contact is verified). The stand-in reads it
+(and the meta-data) from a NoCloud seed directory, mounted read-only at /var/lib/cloud/seed/nocloud;
+the full VM from a seed ISO. Both hold the host's private key: they are the owner's only (0600 in a
+0700 folder under .lab/). A cloud server gets it over HTTPS from the provider's API (which sees it, as
+it sees the disk).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
 
+from lab.vm.keys import HostKey
+
 USER = "lab"
 
 
-def user_data(public_key: str, user: str = USER) -> str:
-    config = {
+def user_data(public_key: str, host_key: HostKey, user: str = USER) -> str:
+    config: dict[str, object] = {
         "users": [
             {
                 "name": user,
@@ -28,6 +35,9 @@ def user_data(public_key: str, user: str = USER) -> str:
         ],
         "ssh_pwauth": False,
         "disable_root": True,
+        # Only this host key: cloud-init deletes the image's keys and makes no others when it is given some.
+        "ssh_deletekeys": True,
+        "ssh_keys": {"ed25519_private": host_key.private, "ed25519_public": host_key.public},
     }
     return "#cloud-config\n" + yaml.safe_dump(config, sort_keys=False, width=1_000_000)
 
@@ -36,7 +46,17 @@ def meta_data(instance_id: str, hostname: str) -> str:
     return yaml.safe_dump({"instance-id": instance_id, "local-hostname": hostname}, sort_keys=False)
 
 
-def write_seed(seed_dir: Path, public_key: str, instance_id: str, hostname: str, user: str = USER) -> None:
+def write_private(path: Path, text: str) -> None:
+    """A file only its owner reads, from its first byte on."""
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(text)
+
+
+def write_seed(
+    seed_dir: Path, public_key: str, host_key: HostKey, instance_id: str, hostname: str, user: str = USER
+) -> None:
     seed_dir.mkdir(parents=True, exist_ok=True)
-    (seed_dir / "user-data").write_text(user_data(public_key, user))
-    (seed_dir / "meta-data").write_text(meta_data(instance_id, hostname))
+    seed_dir.chmod(0o700)
+    write_private(seed_dir / "user-data", user_data(public_key, host_key, user))
+    write_private(seed_dir / "meta-data", meta_data(instance_id, hostname))

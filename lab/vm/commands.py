@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.deploy.target import host_key_options
+
 LABEL = "org.framework-lab.vm"  # on the container: the VM's name
 SEED = "/var/lib/cloud/seed/nocloud"
 
@@ -39,8 +41,6 @@ SYSTEMD_FLAGS = (
 VOLUMES = ("/var/lib/docker", "/var/lib/containerd")
 
 SSH_OPTIONS = (
-    "StrictHostKeyChecking=no",  # every VM is new, with new host keys
-    "UserKnownHostsFile=/dev/null",
     "BatchMode=yes",  # never ask for a password
     "IdentitiesOnly=yes",  # only the named key, not whatever an agent holds
     "LogLevel=ERROR",  # no "Permanently added … to the list of known hosts"
@@ -92,11 +92,19 @@ def docker_import(image: str, labels: Mapping[str, str]) -> list[str]:
 
 
 def ssh(
-    key: Path, port: int, user: str, host: str = "127.0.0.1", command: Sequence[str] = (), connect_timeout: int = 5
+    key: Path,
+    port: int,
+    user: str,
+    host: str = "127.0.0.1",
+    command: Sequence[str] = (),
+    connect_timeout: int = 5,
+    *,
+    known_hosts: Path,
 ) -> list[str]:
-    """OpenSSH to a VM, as Ansible's default connection plugin would reach it. With no command: a login
-    shell. A command's words are joined by ssh and run by the remote user's shell, as with plain ssh."""
-    argv = ["ssh", "-i", str(key), "-p", str(port)]
+    """OpenSSH to a VM the lab made, as Ansible's default connection plugin would reach it: its host key
+    must be the one pinned in `known_hosts` when it was made. With no command: a login shell. A command's
+    words are joined by ssh and run by the remote user's shell, as with plain ssh."""
+    argv = ["ssh", "-i", str(key), "-p", str(port), *host_key_options(known_hosts, pinned=True)]
     for option in (*SSH_OPTIONS, f"ConnectTimeout={connect_timeout}"):
         argv += ["-o", option]
     argv.append(f"{user}@{host}")
@@ -105,6 +113,11 @@ def ssh(
 
 def ssh_keygen(path: Path, comment: str) -> list[str]:
     return ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)]
+
+
+def ssh_keygen_forget(known_hosts: Path, name: str) -> list[str]:
+    """Remove every key known_hosts has for `name` (hashed entries too; keeps a .old copy)."""
+    return ["ssh-keygen", "-f", str(known_hosts), "-R", name]
 
 
 def ssh_public_key(path: Path) -> list[str]:

@@ -124,10 +124,14 @@ def _run(argv: list[str], what: str) -> None:
         raise LabError(f"{what} failed: {(result.stderr or result.stdout).strip()}")
 
 
-def write_seed_iso(seed_dir: Path, iso: Path, public_key: str, name: str) -> None:
-    """The NoCloud seed with the container stand-in's user-data, as an ISO labelled cidata."""
-    cloudinit.write_seed(seed_dir, public_key, f"{name}-{uuid.uuid4().hex[:12]}", name)
+def write_seed_iso(seed_dir: Path, iso: Path, public_key: str, host_key: keys.HostKey, name: str) -> None:
+    """The NoCloud seed with the container stand-in's user-data, as an ISO labelled cidata (0600: it holds
+    the VM's host key)."""
+    cloudinit.write_seed(seed_dir, public_key, host_key, f"{name}-{uuid.uuid4().hex[:12]}", name)
+    iso.unlink(missing_ok=True)
+    iso.touch(mode=0o600)
     _run(qemu.genisoimage(iso, [seed_dir / "user-data", seed_dir / "meta-data"]), "genisoimage (the seed ISO)")
+    iso.chmod(0o600)
 
 
 def _conflicts(vm: machine.Vm, spec: Spec, ssh_port, http_port, key, memory_mib, cpus) -> list[str]:
@@ -138,9 +142,11 @@ def _conflicts(vm: machine.Vm, spec: Spec, ssh_port, http_port, key, memory_mib,
     return found
 
 
-def _wait(vm: machine.Vm, timeout: float, console: Console, started: float, log: Path) -> ready.Ready:
+def _wait(
+    settings: Settings, vm: machine.Vm, timeout: float, console: Console, started: float, log: Path
+) -> ready.Ready:
     try:
-        return ready.wait(vm.target, timeout, console, started)
+        return ready.wait(vm.target(settings), timeout, console, started)
     except LabError as exc:
         raise LabError(
             exc.message, exc.code, hint=f"its serial console is in {log}; `lab vm down --name {vm.name}` removes it"
@@ -196,7 +202,7 @@ def up(
         else:
             _start(spec.argv, name)
             started, action = time.monotonic(), "started"
-    result = _wait(vm, timeout, console, started, where["console_log"])
+    result = _wait(settings, vm, timeout, console, started, where["console_log"])
     stale = spec.digest != disk.digest(recipe)
     return machine.Up(vm, action, built, result, machine.facts_file(settings, name), stale)
 
@@ -253,7 +259,9 @@ def _create(
     )
     spec = Spec(str(images.folder), disk.digest(recipe), memory_mib, cpus, qemu.qemu_system(spec_vm))
     try:
-        write_seed_iso(where["seed_dir"], where["seed"], pair.public, name)
+        host_key = keys.make_host_key(f"{name} host key")
+        write_seed_iso(where["seed_dir"], where["seed"], pair.public, host_key, name)
+        keys.pin_host_key(keys.known_hosts_file(settings.state_dir), machine.HOST, ssh_port, host_key.public)
         _run(qemu.qemu_img_overlay(images.base, where["disk"]), "qemu-img create (the VM's overlay)")
         spec.save(folder)
         machine.facts_file(settings, name).write_text(json.dumps(vm.facts(), indent=2) + "\n")
@@ -281,6 +289,7 @@ def down(settings: Settings, name: str) -> bool:
     anything to remove."""
     where = paths(settings, name)
     was_running = stop(where["pidfile"], where["disk"])
+    machine.forget_host_key(settings, name)
     folder = machine.state_dir(settings, name)
     existed = folder.exists()
     shutil.rmtree(folder, ignore_errors=True)
@@ -306,5 +315,5 @@ def status(settings: Settings, vm: machine.Vm) -> dict[str, object]:
         row["pid"] = pid
     row["console_log"] = str(where["console_log"])
     if pid:
-        row["ssh"] = machine.ssh_answers(vm)
+        row["ssh"] = machine.ssh_answers(settings, vm)
     return row

@@ -6,6 +6,7 @@ vm.json holds what a deploy needs to reach it: {"name", "host", "user", "ssh_por
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -80,9 +81,8 @@ class Vm:
             kind,
         )
 
-    @property
-    def target(self) -> ready.Target:
-        return ready.Target(self.key, self.ssh_port, self.user, self.host)
+    def target(self, settings: Settings) -> ready.Target:
+        return ready.Target(self.key, self.ssh_port, self.user, self.host, keys.known_hosts_file(settings.state_dir))
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def up(
     else:
         vm, built = _create(settings, engine, console, say, name, ssh_port, http_port, key, current)
         started, action, stale = time.monotonic(), "created", False
-    result = ready.wait(vm.target, timeout, console, started)
+    result = ready.wait(vm.target(settings), timeout, console, started)
     return Up(vm, action, built, result, facts_file(settings, name), stale)
 
 
@@ -247,7 +247,9 @@ def _create(
     folder = state_dir(settings, name)
     shutil.rmtree(folder, ignore_errors=True)  # what a VM of that name left behind
     vm = Vm(name, ssh_port, http_port, pair.private)
-    cloudinit.write_seed(folder / "seed", pair.public, f"{name}-{uuid.uuid4().hex[:12]}", name)
+    host_key = keys.make_host_key(f"{name} host key")
+    cloudinit.write_seed(folder / "seed", pair.public, host_key, f"{name}-{uuid.uuid4().hex[:12]}", name)
+    keys.pin_host_key(keys.known_hosts_file(settings.state_dir), HOST, ssh_port, host_key.public)
     spec = commands.Container(name, IMAGE, HOST, ssh_port, http_port, folder / "seed")
     try:
         _docker(commands.docker_run(spec), f"docker run {name}")
@@ -272,10 +274,18 @@ def down(settings: Settings, name: str = NAME) -> bool:
     container = find(engine, name)
     if container:
         _docker(commands.docker_rm(name), f"docker rm {name}")
+    forget_host_key(settings, name)
     folder = state_dir(settings, name)
     existed = folder.exists()
     shutil.rmtree(folder, ignore_errors=True)
     return bool(container) or existed
+
+
+def forget_host_key(settings: Settings, name: str) -> None:
+    """The host key pinned for the VM goes with it (the next VM on that port gets its own)."""
+    with contextlib.suppress(LabError):
+        if vm := load(settings, name):
+            keys.forget_host_key(keys.known_hosts_file(settings.state_dir), vm.host, vm.ssh_port)
 
 
 def status(settings: Settings, name: str = NAME) -> dict[str, object]:
@@ -296,16 +306,15 @@ def status(settings: Settings, name: str = NAME) -> dict[str, object]:
         labels = engine.images.get(container.image.id).labels or {}
         row["image_current"] = labels.get(DIGEST_LABEL) == recipe(settings.debian_mirror).digest()
     if container and container.status == "running" and vm:
-        row["ssh"] = ssh_answers(vm)
+        row["ssh"] = ssh_answers(settings, vm)
     return row
 
 
-def ssh_answers(vm: Vm) -> bool:
-    """Whether SSH takes the VM's key."""
+def ssh_answers(settings: Settings, vm: Vm) -> bool:
+    """Whether SSH takes the VM's key (and the VM shows its pinned host key)."""
     try:
-        probe = subprocess.run(
-            vm.target.ssh("true", connect_timeout=3), capture_output=True, stdin=subprocess.DEVNULL, timeout=15
-        )
+        argv = vm.target(settings).ssh("true", connect_timeout=3)
+        probe = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=15)
     except subprocess.TimeoutExpired:
         return False
     return probe.returncode == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lab.errors import Exit, LabError
-from lab.vm import commands
+from lab.vm import commands, keys
 
 # One round trip: wait for cloud-init (bounded by the caller's timeout), then try sudo.
 PROBE = 'cloud-init status --wait >/dev/null 2>&1; echo "cloud-init=$?"; sudo -n true && echo sudo=ok'
@@ -24,9 +24,12 @@ class Target:
     port: int
     user: str
     host: str = "127.0.0.1"
+    known_hosts: Path = Path("/dev/null")  # where its pinned host key is (lab.vm.keys.known_hosts_file)
 
     def ssh(self, *command: str, connect_timeout: int = 5) -> list[str]:
-        return commands.ssh(self.key, self.port, self.user, self.host, command, connect_timeout)
+        return commands.ssh(
+            self.key, self.port, self.user, self.host, command, connect_timeout, known_hosts=self.known_hosts
+        )
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ def wait(target: Target, timeout: float, console: Console, started: float | None
                 last = "cloud-init was still running"
                 break
             if result.returncode == 255:  # ssh itself: not listening yet, or the user/key not there yet
+                if refusal := keys.host_key_refusal(result.stderr, where, target.host, target.port, target.known_hosts):
+                    raise refusal  # a host key that is not the pinned one never becomes right by waiting
                 last = (result.stderr.strip().splitlines() or ["ssh failed"])[-1]
                 status.update(f"waiting for SSH on {where} ({time.monotonic() - started:.0f}s: {last})")
                 time.sleep(0.5)

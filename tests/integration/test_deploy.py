@@ -1,6 +1,9 @@
 """End to end against the local stand-in VM: vm up → bad input leaves the host as it was →
-deploy → verify over SSH → a short `lab bench --vm` → a second deploy changes nothing → one
-framework changed is shipped and restarted alone → undeploy → vm down, leaving nothing behind."""
+deploy → verify over SSH → a short `lab bench --vm` → a changed host key stops the next deploy
+before anything is sent → a second deploy changes nothing → one framework changed is shipped and
+restarted alone → `--host root@…` twice (the first shuts root out and carries on as the deploy user,
+the second logs in as that user) → undeploy → vm down, leaving nothing behind. Every `lab` command
+runs with fake cloud tokens in its environment, and none of them may be stored anywhere."""
 
 from __future__ import annotations
 
@@ -8,20 +11,39 @@ import json
 import re
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 
 from lab.bench import schema
+from lab.vm import commands as vmcommands
 from tests.integration.conftest import ROOT, lab_env, run_lab
 
 pytestmark = pytest.mark.integration
 VM = "framework-lab-vm-e2e"
 SSH_PORT, HTTP_PORT = 12322, 18091
+KNOWN_HOSTS = ROOT / ".lab" / "known_hosts"
+
+
+# Planted in the environment of every lab command here: the README promises a token is never stored.
+FAKE_TOKENS = {
+    "HCLOUD_TOKEN": f"fl-fake-hcloud-{uuid.uuid4().hex}",
+    "DIGITALOCEAN_TOKEN": f"fl-fake-digitalocean-{uuid.uuid4().hex}",
+}
 
 
 def vm_env(**extra: str) -> dict[str, str]:
-    return lab_env(**extra)
+    return lab_env(**FAKE_TOKENS, **extra)
+
+
+def files_with_tokens(*folders: Path) -> list[str]:
+    """Every file under the folders that holds one of the planted tokens."""
+    found = []
+    for token in FAKE_TOKENS.values():
+        argv = ["grep", "-rlF", "--", token, *[str(f) for f in folders if f.exists()]]
+        found += subprocess.run(argv, capture_output=True, text=True).stdout.split()
+    return found
 
 
 def on_vm(command: str) -> subprocess.CompletedProcess:
@@ -43,10 +65,9 @@ def vm_containers() -> dict[str, tuple[str, str]]:
 
 
 def forget_host_key() -> None:
-    """The stand-in gets a new host key at each start; `--host` deploys check it (accept-new)."""
-    known = ROOT / ".lab" / "known_hosts"
-    if known.exists():
-        subprocess.run(["ssh-keygen", "-f", str(known), "-R", f"[127.0.0.1]:{SSH_PORT}"], capture_output=True)
+    """What a VM on the same port left in the lab's known_hosts (`lab vm up` pins each VM's own key)."""
+    if KNOWN_HOSTS.exists():
+        subprocess.run(["ssh-keygen", "-f", str(KNOWN_HOSTS), "-R", f"[127.0.0.1]:{SSH_PORT}"], capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +192,81 @@ def check_bench_on_host(app: str, tmp_path: Path) -> None:
     assert tunnels_left() == []
 
 
+def in_vm(engine, command: str) -> str:
+    """A command as root in the stand-in's container, not over SSH (for when SSH must refuse)."""
+    code, output = engine.containers.get(VM).exec_run(["sh", "-c", command])
+    assert code == 0, output.decode()
+    return output.decode()
+
+
+def secrets_on_host(engine) -> str:
+    return in_vm(engine, "stat -c '%n %s %i %Y %Z' /opt/framework-lab/secrets /opt/framework-lab/secrets/*")
+
+
+def ansible_runs(name: str = VM) -> list[str]:
+    return sorted(p.name for p in (ROOT / ".lab" / "deploy" / name / "artifacts").glob("*"))
+
+
+def check_changed_host_key_is_refused(engine) -> None:
+    """The VM's host key changes between two deploys: the next one stops before Ansible starts, with
+    one clear message naming the host and the known_hosts line to remove; the host's secrets untouched."""
+    secrets, runs = secrets_on_host(engine), ansible_runs()
+    in_vm(
+        engine,
+        "mkdir -p /root/lab-host-key && cp -a /etc/ssh/ssh_host_ed25519_key* /root/lab-host-key/ && "
+        "rm /etc/ssh/ssh_host_ed25519_key* && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && "
+        "systemctl restart ssh",
+    )
+    try:
+        result = deploy()
+        message = " ".join(result.stderr.split())
+        assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+        name = f"[127.0.0.1]:{SSH_PORT}"
+        assert f"the host key of {name} is not the one the lab knows: refusing to connect" in message, message
+        assert re.search(rf"remove line \d+ of {re.escape(str(KNOWN_HOSTS))}", message), message
+        assert f"ssh-keygen -f {KNOWN_HOSTS} -R '{name}'" in message, message
+        assert ansible_runs() == runs  # Ansible never started: nothing was copied
+        assert secrets_on_host(engine) == secrets
+        verify = run_lab("verify", "--vm", VM, "--no-infra", env=vm_env())
+        assert verify.returncode == 1 and "refusing to connect" in verify.stderr, verify.stderr[-2000:]
+    finally:
+        in_vm(engine, "cp -a /root/lab-host-key/* /etc/ssh/ && rm -r /root/lab-host-key && systemctl restart ssh")
+
+
+def check_root_deploy(vm, engine, app: str) -> None:
+    """`lab deploy --host root@…` as the README shows it, to a host that lets root in with the key (and whose
+    sshd also listens on 2222): the first run shuts root out and carries on as the deploy user (it ships the
+    image that differs over a new SSH session after that), the second, the same command line, logs in as
+    the deploy user and changes nothing. The firewall keeps every port sshd listens on."""
+    in_vm(
+        engine,
+        "install -d -m 700 /root/.ssh && cp /home/lab/.ssh/authorized_keys /root/.ssh/ && "
+        "rm -f /etc/ssh/sshd_config.d/10-framework-lab.conf && "
+        "printf 'Port 22\\nPort 2222\\n' > /etc/ssh/sshd_config.d/05-lab-test-ports.conf && systemctl reload ssh",
+    )
+    root = ["deploy", "--host", f"root@127.0.0.1:{SSH_PORT}", "--key", vm["key"]]
+    try:
+        first = run_lab(*root, env=vm_env())
+        assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+        assert f"shipped framework-lab/{app}:latest" in first.stdout, first.stdout
+        assert "changed: Harden sshd" in first.stdout
+        argv = vmcommands.ssh(Path(vm["key"]), SSH_PORT, "root", command=["true"], known_hosts=KNOWN_HOSTS)
+        as_root = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        assert as_root.returncode == 255 and "Permission denied" in as_root.stderr, as_root.stderr
+
+        again = run_lab(*root, env=vm_env())
+        assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+        assert ", 0 changed," in again.stdout and "shipped nothing" in again.stdout, again.stdout
+        assert "carrying on as deploy" in " ".join(again.stderr.split())
+
+        rules = in_vm(engine, "nft list table inet framework_lab")
+        (ports,) = re.findall(r"tcp dport \{ ([0-9, ]+) \} accept", rules)
+        assert {int(p) for p in ports.split(",")} == {22, 2222, 80, 443}, rules
+    finally:
+        in_vm(engine, "rm -f /etc/ssh/sshd_config.d/05-lab-test-ports.conf /root/.ssh/authorized_keys")
+        in_vm(engine, "systemctl reload ssh")
+
+
 def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     first = deploy()
     assert first.returncode == 0, first.stderr[-3000:]
@@ -178,6 +274,7 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     assert verify.returncode == 0, verify.stdout[-4000:] + verify.stderr[-2000:]
     assert " 0 failed" in verify.stdout
     check_bench_on_host(apps[0], tmp_path)
+    check_changed_host_key_is_refused(engine)
 
     before = vm_containers()
     again = deploy()
@@ -209,7 +306,11 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     assert int(size) < 10 * 2**20, f"{size} bytes for one changed file"
     assert int(sent) < int(total)  # the layers the host had were not sent again
 
+    check_root_deploy(vm, engine, app)  # the host still has the changed image: root's first deploy ships it
+
     result = run_lab("undeploy", "--vm", VM, env=vm_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert vm_containers() == {}
     assert on_vm("sudo docker image ls --quiet --filter 'reference=framework-lab/*'").stdout.strip() == ""
+    # Ansible's artifacts, ssh_configs, bench results, logs: no token anywhere.
+    assert files_with_tokens(ROOT / ".lab", home / ".lab", tmp_path) == []

@@ -85,8 +85,8 @@ def test_ssh_as_lab_with_sudo_without_password(vm, home):
     assert ssh(home, "id", "-nG").stdout.split() == ["lab", "sudo"]
 
 
-def test_root_cannot_log_in(vm):
-    argv = commands.ssh(Path(vm["key"]), SSH_PORT, "root", command=["whoami"])
+def test_root_cannot_log_in(vm, home):
+    argv = commands.ssh(Path(vm["key"]), SSH_PORT, "root", command=["whoami"], known_hosts=home / ".lab/known_hosts")
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert result.returncode != 0
     assert "root" not in result.stdout
@@ -96,7 +96,7 @@ def test_password_logins_are_off(vm, home):
     config = ssh(home, "sudo", "sshd", "-T").stdout.lower().splitlines()
     assert "passwordauthentication no" in config
     assert "kbdinteractiveauthentication no" in config
-    argv = commands.ssh(Path("/dev/null"), SSH_PORT, "lab", command=["true"])
+    argv = commands.ssh(Path("/dev/null"), SSH_PORT, "lab", command=["true"], known_hosts=home / ".lab/known_hosts")
     argv[1:1] = ["-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive"]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert result.returncode == 255
@@ -178,3 +178,16 @@ def test_down_leaves_nothing(vm, home, engine):
     again = run_vm(home, "down", "--name", NAME, timeout=120)
     assert again.returncode == 0
     assert "was not there" in again.stderr
+
+
+def test_its_host_key_is_the_one_pinned_before_the_first_contact(vm, home):
+    """cloud-init gave the VM the host key the lab made for it, pinned in known_hosts before it booted:
+    `lab vm ssh` checks it strictly (StrictHostKeyChecking=yes), and there is no other host key."""
+    known = (home / ".lab/known_hosts").read_text().splitlines()
+    pinned = [line.split()[1:3] for line in known if line.startswith(f"[127.0.0.1]:{SSH_PORT} ")]
+    assert pinned == [ssh(home, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]]
+    assert ssh(home, "ls /etc/ssh/ | grep '^ssh_host_'").stdout.split() == [
+        "ssh_host_ed25519_key",
+        "ssh_host_ed25519_key.pub",
+    ]
+    assert stat.S_IMODE((home / ".lab/vm" / NAME / "seed/user-data").stat().st_mode) == 0o600

@@ -15,9 +15,13 @@ from lab.cloud import lifecycle, plan, providers, ratelimit, state
 from lab.cloud import token as tokenlib
 from lab.deploy import target as targetlib
 from lab.errors import Exit, LabError
-from lab.vm import cloudinit
+from lab.vm import cloudinit, keys
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG76aZEj5tijJjmbArjk9mbg5PnAS1lq4kQcBXWUxu6s framework-lab"
+HOST_KEY = keys.HostKey(
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostHostHostHostHostHostHostHostHostHostHost vm host key",
+)
 SECRET = "dop_v1_0123456789abcdef"
 
 
@@ -100,11 +104,12 @@ def test_fingerprint_of_garbage_is_an_error():
 
 
 def test_servers_get_the_stand_in_s_cloud_init_user_data_exactly():
-    assert plan.user_data(KEY) == cloudinit.user_data(KEY)
+    assert plan.user_data(KEY, HOST_KEY) == cloudinit.user_data(KEY, HOST_KEY)
     s = plan.spec("digitalocean")
-    assert plan.do_droplet_body(s, 7, plan.user_data(KEY))["user_data"] == cloudinit.user_data(KEY)
+    data = plan.user_data(KEY, HOST_KEY)
+    assert plan.do_droplet_body(s, 7, data)["user_data"] == cloudinit.user_data(KEY, HOST_KEY)
     h = plan.spec("hetzner")
-    assert plan.hz_server_body(h, 7, 8, plan.user_data(KEY))["user_data"] == cloudinit.user_data(KEY)
+    assert plan.hz_server_body(h, 7, 8, data)["user_data"] == cloudinit.user_data(KEY, HOST_KEY)
 
 
 def test_firewalls_let_in_ssh_http_https_only():
@@ -140,7 +145,8 @@ def test_dry_run_calls_are_in_order_with_placeholders_for_what_only_answers_tell
     text = "\n".join(c.show() for c in calls)
     assert "{server.id}" in text and "{key.id}" in text
     body = next(c.body for c in calls if c.method == "POST" and ("droplets" in c.path or "servers" in c.path))
-    assert body["user_data"] == cloudinit.user_data(KEY)
+    assert body["user_data"] == cloudinit.user_data(KEY, plan.HOST_KEY_PLACEHOLDER)
+    assert "PRIVATE KEY" not in text  # the dry run never shows a host key: one is made at create
     if provider == "hetzner":  # the firewall first, given to the server at its creation
         assert [c.path for c in calls if c.method == "POST"] == ["/v1/ssh_keys", "/v1/firewalls", "/v1/servers"]
     else:  # the droplet first, then the firewall attached by its id
@@ -258,7 +264,7 @@ def test_vm_json_is_what_deploy_and_verify_read(tmp_path):
     target = targetlib.from_vm(tmp_path, "web")
     assert (target.user, target.host, target.port, target.key) == ("lab", "203.0.113.7", 22, key)
     assert target.url == "http://203.0.113.7:80"
-    assert not target.throwaway  # a real server's host key is remembered (accept-new)
+    assert target.pinned  # its host key came with its user-data and was pinned before the first contact
     state.remove_facts(tmp_path, "web")
     assert not path.parent.exists()
 

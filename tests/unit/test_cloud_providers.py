@@ -31,6 +31,10 @@ from tests.fakes.http import FakeAPI, Reply
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG76aZEj5tijJjmbArjk9mbg5PnAS1lq4kQcBXWUxu6s framework-lab"
 OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ1Ufo2+Lk0kwtIkd0E6Lx8a9v4WAZ8I1TQ3MRmfgybM someone@else"
+HOST_KEY = keys.HostKey(
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostHostHostHostHostHostHostHostHostHostHost vm host key",
+)
 FAKES = {"digitalocean": FakeDigitalOcean, "hetzner": FakeHetzner}
 NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing answers, so nothing real is ever reached
 needs_ssh_keygen = pytest.mark.skipif(not shutil.which("ssh-keygen"), reason="needs ssh-keygen (openssh-client)")
@@ -68,6 +72,7 @@ class Cloud:
 
     def create(self, name: str | None = None, api: providers.Api | None = None, **kwargs: Any) -> state.Record:
         kwargs.setdefault("timeout", 5.0)
+        kwargs.setdefault("host_key", HOST_KEY)
         return lifecycle.create(api or self.api(), self.spec(name), self.pair, self.state(), self.wait_ready, **kwargs)
 
     def wait_ready(self, target: Any, timeout: float) -> None:
@@ -148,7 +153,12 @@ def test_create_makes_exactly_the_calls_the_dry_run_shows(cloud):
     ids = {plan.KEY_ID: record.key_id, plan.SERVER_ID: record.server_id, plan.FIREWALL_ID: record.firewall_id}
     assert sent(cloud) == [f"{c.method} {fill(c.path, ids)}" for c in calls]  # paths and queries as sent
     bodies = [r.body for r in cloud.fake.requests if r.method == "POST"]
-    assert bodies == [fill(c.body, ids) for c in calls if c.method == "POST"]
+    # the dry run shows where the host key goes, never one: the server's user-data has the one made for it
+    shown = [fill(c.body, ids) for c in calls if c.method == "POST"]
+    for body in shown:
+        if "user_data" in body:
+            body["user_data"] = cloudinit.user_data(KEY, HOST_KEY)
+    assert bodies == shown
     assert all(r.authorized for r in cloud.fake.requests)
 
 
@@ -171,13 +181,13 @@ def test_the_server_gets_the_stand_in_s_user_data_and_the_lab_s_tag_or_labels(cl
     cloud.create()
     if cloud.provider == "digitalocean":
         (droplet,) = cloud.fake.droplets.values()
-        assert droplet["user_data"] == cloudinit.user_data(KEY)
+        assert droplet["user_data"] == cloudinit.user_data(KEY, HOST_KEY)
         assert droplet["tags"] == ["framework-lab"]
         (firewall,) = cloud.fake.firewalls.values()
         assert firewall["droplet_ids"] == [droplet["id"]]
     else:
         (server,) = cloud.fake.servers.values()
-        assert server["user_data"] == cloudinit.user_data(KEY)
+        assert server["user_data"] == cloudinit.user_data(KEY, HOST_KEY)
         (firewall,) = cloud.fake.firewalls.values()
         assert (
             server["labels"]

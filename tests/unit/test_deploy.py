@@ -1,5 +1,8 @@
+import configparser
 import json
+import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -7,7 +10,10 @@ from lab import commands
 from lab.deploy import ansible, remote, target
 from lab.errors import Exit, LabError
 from lab.settings import Settings
+from lab.vm import commands as vmcommands
+from lab.vm import keys
 
+ROOT = Path(__file__).resolve().parents[2]
 S = Settings(root=Path("/srv/lab"))
 
 
@@ -51,7 +57,7 @@ def test_vm_target_from_its_record(tmp_path):
         "http://127.0.0.1:8081",
         "box",
     )
-    assert t.throwaway
+    assert t.pinned  # the lab made it: its host key was pinned before the first contact
     with pytest.raises(LabError, match="no VM named 'other'"):
         target.from_vm(tmp_path, "other")
 
@@ -82,9 +88,88 @@ def test_inventory_and_runner_arguments():
     ]
 
 
-def test_throwaway_vm_skips_host_key_checks():
-    t = target.Target("lab", "127.0.0.1", 2222, name="vm", throwaway=True)
-    assert "StrictHostKeyChecking=no" in t.ssh_options(Path("/kh"))
+def test_one_host_key_policy_for_every_target():
+    """A machine the lab made shows its pinned key or is refused, even at first contact; another host's key
+    is learned at first contact and a changed one refused. Never `no`, never /dev/null."""
+    made = target.Target("lab", "127.0.0.1", 2222, name="vm", pinned=True)
+    assert made.ssh_options(Path("/kh")) == ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=/kh"]
+    other = target.Target("root", "203.0.113.10", 22)
+    assert other.ssh_options(Path("/kh")) == ["-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=/kh"]
+    text = remote.ssh_config(made, Path("/kh"))
+    assert "  StrictHostKeyChecking yes" in text and "  UserKnownHostsFile /kh" in text
+    assert vmcommands.ssh(Path("/k"), 2222, "lab", known_hosts=Path("/kh"))[5:9] == made.ssh_options(Path("/kh"))
+    assert target.known_hosts_name("127.0.0.1", 2222) == "[127.0.0.1]:2222"
+    assert target.known_hosts_name("[2001:db8::1]", 22) == "2001:db8::1"
+
+
+def test_ansible_checks_host_keys():
+    """ansible.cfg's host_key_checking=False made Ansible put StrictHostKeyChecking=no before the lab's
+    options (ssh takes the first), and ansible-runner turns it off unless its environment says otherwise."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "playbooks" / "ansible.cfg")
+    assert config.getboolean("defaults", "host_key_checking") is True
+    t = target.Target("deploy", "203.0.113.10", 22)
+    assert ansible.runner_kwargs(S, t, "site.yml", [])["envvars"]["ANSIBLE_HOST_KEY_CHECKING"] == "True"
+
+
+FAKE_TOKENS = {"HCLOUD_TOKEN": "fl-fake-hcloud-token-1234", "DIGITALOCEAN_TOKEN": "fl-fake-do-token-5678"}
+
+
+def test_ansible_gets_only_the_environment_it_needs(tmp_path):
+    """ansible-runner records the environment it runs Ansible with in artifacts/<run>/command: the caller's
+    cloud tokens (or anything else) must not be in it."""
+    import ansible_runner.config.runner
+
+    caller = {"PATH": "/usr/bin", "HOME": "/root", "LC_ALL": "C.UTF-8", "SSH_AUTH_SOCK": "/tmp/a", **FAKE_TOKENS}
+    caller["AWS_SECRET_ACCESS_KEY"] = "fl-fake-aws"
+    env = ansible.environment(caller, python="/venv/bin/python")
+    assert env == {"PATH": "/venv/bin:/usr/bin", "HOME": "/root", "LC_ALL": "C.UTF-8", "SSH_AUTH_SOCK": "/tmp/a"}
+
+    kwargs = ansible.runner_kwargs(Settings(root=tmp_path), target.Target("deploy", "web1"), "site.yml", [])
+    config_kwargs = {k: v for k, v in kwargs.items() if k not in ("inventory", "quiet", "rotate_artifacts")}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**caller}.items():
+            patch.setenv(name, value)
+        with ansible.only_environment(env):
+            config = ansible_runner.config.runner.RunnerConfig(**config_kwargs)
+            config.prepare()
+        assert os.environ["HCLOUD_TOKEN"] == FAKE_TOKENS["HCLOUD_TOKEN"]  # the caller's environment is back
+    recorded = json.dumps(config.env)
+    for secret in [*FAKE_TOKENS.values(), "fl-fake-aws"]:
+        assert secret not in recorded
+    assert config.env["ANSIBLE_CONFIG"] == str(tmp_path / "playbooks" / "ansible.cfg")
+    assert config.env["PATH"].startswith("/venv/bin:")
+
+
+def render_base_template(name: str, **variables) -> str:
+    """A base role template rendered with plain jinja2, with the role's defaults (the Ansible filters and
+    tests the defaults use, done the same way)."""
+    import re
+
+    import jinja2
+    import yaml
+
+    role = ROOT / "playbooks" / "roles" / "base"
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.tests["match"] = lambda value, pattern: re.match(pattern, value) is not None
+    env.filters["regex_replace"] = lambda value, pattern, new: re.sub(pattern, new, value)
+    defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
+    context = {"ansible_managed": "managed", **variables}
+    for key in ("base_allowed_tcp_ports", "base_ssh_ports"):
+        value = defaults.get(key)
+        if key not in context:
+            context[key] = yaml.safe_load(env.from_string(value).render(context)) if isinstance(value, str) else value
+    return env.from_string((role / "templates" / name).read_text()).render(context)
+
+
+def test_firewall_keeps_the_port_sshd_listens_on():
+    """sshd on 2222 (the port the deploy came in on): the firewall lets in 2222, HTTP and HTTPS."""
+    sshd = SimpleNamespace(stdout_lines=["port 2222", "addressfamily any", "permitrootlogin no"])
+    rules = render_base_template("nftables.conf.j2", base_sshd_settings=sshd)
+    assert "tcp dport { 2222, 80, 443 } accept" in rules
+    assert " 22," not in rules
+    two = SimpleNamespace(stdout_lines=["port 22", "port 2222"])
+    assert "tcp dport { 22, 2222, 80, 443 } accept" in render_base_template("nftables.conf.j2", base_sshd_settings=two)
 
 
 def test_ssh_config_and_testinfra_hosts():
@@ -123,3 +208,46 @@ def test_vm_alone_means_the_local_stand_in():
     assert default_vm_name(["bench", "--vm", "--duration", "2"]) == ["bench", "--vm", NAME, "--duration", "2"]
     assert default_vm_name(["deploy", "--vm"]) == ["deploy", "--vm", NAME]
     assert default_vm_name(["deploy", "--vm", "web1"]) == ["deploy", "--vm", "web1"]
+
+
+# -- host keys -------------------------------------------------------------------------------------
+
+
+def test_pinning_a_host_key_leaves_only_that_key(tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("[127.0.0.1]:2222 ssh-ed25519 AAAAold\nother.example ssh-ed25519 AAAAother\n")
+    keys.pin_host_key(known, "127.0.0.1", 2222, "ssh-ed25519 AAAAnew vm host key")
+    keys.pin_host_key(known, "127.0.0.1", 2222, "ssh-ed25519 AAAAnewer vm host key")
+    assert sorted(known.read_text().splitlines()) == [
+        "[127.0.0.1]:2222 ssh-ed25519 AAAAnewer",
+        "other.example ssh-ed25519 AAAAother",
+    ]
+
+
+def test_a_host_key_made_for_a_machine(tmp_path):
+    made = keys.make_host_key("vm host key")
+    assert made.private.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert made.public.startswith("ssh-ed25519 ") and made.public.endswith(" vm host key")
+    assert made != keys.make_host_key("vm host key")
+
+
+CHANGED = """@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @
+@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!
+Offending ED25519 key in /srv/lab/.lab/known_hosts:3
+Host key for [127.0.0.1]:2222 has changed and you have requested strict checking.
+Host key verification failed.
+"""
+
+
+def test_a_changed_host_key_is_one_clear_error():
+    known = Path("/srv/lab/.lab/known_hosts")
+    error = keys.host_key_refusal(CHANGED, "lab@vm", "127.0.0.1", 2222, known)
+    assert error is not None and error.code == Exit.FAILED
+    assert "lab@vm" in error.message and "[127.0.0.1]:2222" in error.message and "refusing" in error.message
+    assert "line 3 of /srv/lab/.lab/known_hosts" in error.hint
+    assert "ssh-keygen -f /srv/lab/.lab/known_hosts -R '[127.0.0.1]:2222'" in error.hint
+    unknown = "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\n"
+    assert "no host key" in keys.host_key_refusal(unknown, "vm", "127.0.0.1", 2222, known).message
+    assert keys.host_key_refusal("lab@127.0.0.1: Permission denied (publickey).", "vm", "h", 22, known) is None

@@ -20,6 +20,10 @@ from lab.vm import recipe as recipelib
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake lab@example"
+HOST_KEY = keys.HostKey(
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostHostHostHostHostHostHostHostHostHostHost vm host key",
+)
 SPEC = commands.Container(
     name="framework-lab-vm",
     image="framework-lab/vm:trixie",
@@ -90,11 +94,11 @@ def test_docker_import_changes():
 
 
 def test_ssh_argv_is_what_ansible_would_use():
-    argv = commands.ssh(Path("/k/id_ed25519"), 2222, "lab")
+    argv = commands.ssh(Path("/k/id_ed25519"), 2222, "lab", known_hosts=Path("/s/known_hosts"))
     assert argv[:5] == ["ssh", "-i", "/k/id_ed25519", "-p", "2222"]
     assert pairs(argv, "-o") == [
-        "StrictHostKeyChecking=no",
-        "UserKnownHostsFile=/dev/null",
+        "StrictHostKeyChecking=yes",  # the VM's host key was pinned when the lab made it
+        "UserKnownHostsFile=/s/known_hosts",
         "BatchMode=yes",
         "IdentitiesOnly=yes",
         "LogLevel=ERROR",
@@ -104,7 +108,9 @@ def test_ssh_argv_is_what_ansible_would_use():
 
 
 def test_ssh_argv_with_a_command():
-    argv = commands.ssh(Path("/k"), 12222, "lab", "127.0.0.1", ["sudo", "-n", "true"], connect_timeout=3)
+    argv = commands.ssh(
+        Path("/k"), 12222, "lab", "127.0.0.1", ["sudo", "-n", "true"], connect_timeout=3, known_hosts=Path("/kh")
+    )
     assert argv[-5:] == ["lab@127.0.0.1", "--", "sudo", "-n", "true"]
     assert "ConnectTimeout=3" in argv
     target = ready.Target(Path("/k"), 12222, "lab")
@@ -145,9 +151,12 @@ def test_chroot_and_mount_argv():
 
 
 def test_user_data_is_cloud_config_yaml():
-    text = cloudinit.user_data(KEY + "\n")
+    text = cloudinit.user_data(KEY + "\n", HOST_KEY)
     assert text.startswith("#cloud-config\n")
     data = yaml.safe_load(text)
+    host_keys = data.pop("ssh_keys")
+    assert host_keys == {"ed25519_private": HOST_KEY.private, "ed25519_public": HOST_KEY.public}
+    assert data.pop("ssh_deletekeys") is True  # the image's host keys go; no others are made
     assert data == {
         "users": [
             {
@@ -166,14 +175,14 @@ def test_user_data_is_cloud_config_yaml():
 
 def test_user_data_keeps_a_long_key_on_one_line():
     long_key = "ssh-rsa " + "A" * 700 + " someone@somewhere"
-    text = cloudinit.user_data(long_key)
+    text = cloudinit.user_data(long_key, HOST_KEY)
     assert long_key in text
     assert yaml.safe_load(text)["users"][0]["ssh_authorized_keys"] == [long_key]
 
 
 def test_user_data_is_a_pure_function():
-    assert cloudinit.user_data(KEY) == cloudinit.user_data(KEY)
-    assert yaml.safe_load(cloudinit.user_data(KEY, user="deploy"))["users"][0]["name"] == "deploy"
+    assert cloudinit.user_data(KEY, HOST_KEY) == cloudinit.user_data(KEY, HOST_KEY)
+    assert yaml.safe_load(cloudinit.user_data(KEY, HOST_KEY, user="deploy"))["users"][0]["name"] == "deploy"
 
 
 def test_meta_data_and_seed(tmp_path):
@@ -181,9 +190,12 @@ def test_meta_data_and_seed(tmp_path):
         "instance-id": "vm-1234",
         "local-hostname": "framework-lab-vm",
     }
-    cloudinit.write_seed(tmp_path / "seed", KEY, "vm-1", "vm")
+    cloudinit.write_seed(tmp_path / "seed", KEY, HOST_KEY, "vm-1", "vm")
     assert sorted(p.name for p in (tmp_path / "seed").iterdir()) == ["meta-data", "user-data"]
-    assert (tmp_path / "seed/user-data").read_text() == cloudinit.user_data(KEY)
+    assert (tmp_path / "seed/user-data").read_text() == cloudinit.user_data(KEY, HOST_KEY)
+    # the seed holds the VM's host key: its owner's only
+    assert stat.S_IMODE((tmp_path / "seed").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "seed/user-data").stat().st_mode) == 0o600
 
 
 # -- keys ----------------------------------------------------------------------------------------

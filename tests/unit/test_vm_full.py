@@ -16,11 +16,15 @@ import yaml
 
 from lab.errors import Exit, LabError
 from lab.settings import Settings
-from lab.vm import cloudinit, disk, full, hosttools, machine, qemu
+from lab.vm import cloudinit, disk, full, hosttools, keys, machine, qemu
 from lab.vm import recipe as recipelib
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake lab@example"
+HOST_KEY = keys.HostKey(
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostHostHostHostHostHostHostHostHostHostHost vm host key",
+)
 STATE = Path("/srv/lab/.lab/vm/framework-lab-vm")
 IMAGES = Path("/srv/lab/.lab/vm-images/trixie-0123456789abcdef")
 SPEC = qemu.Machine(
@@ -172,7 +176,8 @@ def test_host_tools_and_their_packages():
 @pytest.mark.skipif(not shutil.which("genisoimage") or not shutil.which("isoinfo"), reason="needs genisoimage")
 def test_seed_iso_has_the_container_stand_ins_user_data(tmp_path):
     iso = tmp_path / "seed.iso"
-    full.write_seed_iso(tmp_path / "seed", iso, KEY, "framework-lab-vm-full")
+    full.write_seed_iso(tmp_path / "seed", iso, KEY, HOST_KEY, "framework-lab-vm-full")
+    assert oct(iso.stat().st_mode & 0o777) == "0o600"  # it holds the VM's host key
     with iso.open("rb") as data:
         data.seek(16 * 2048 + 40)  # the primary volume descriptor's volume id
         assert data.read(32).decode().strip() == "cidata"
@@ -181,7 +186,7 @@ def test_seed_iso_has_the_container_stand_ins_user_data(tmp_path):
         argv = ["isoinfo", "-i", str(iso), "-R", "-x", f"/{name}"]
         return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
-    assert read("user-data") == cloudinit.user_data(KEY)
+    assert read("user-data") == cloudinit.user_data(KEY, HOST_KEY)
     meta = yaml.safe_load(read("meta-data"))
     assert meta["local-hostname"] == "framework-lab-vm-full"
     assert meta["instance-id"].startswith("framework-lab-vm-full-")
@@ -266,7 +271,7 @@ def test_deploy_reads_a_full_vms_record(tmp_path):
     machine.facts_file(settings, "vm-full").write_text(json.dumps(vm.facts()))
     found = target.from_vm(settings.state_dir, "vm-full")
     assert (found.user, found.host, found.port, found.url) == ("lab", "127.0.0.1", 12522, "http://127.0.0.1:18093")
-    assert found.throwaway
+    assert found.pinned
 
 
 def stopped_full_vm(tmp_path: Path, name: str = "vm-full") -> Settings:
