@@ -39,7 +39,8 @@ def render(tmp_path: Path, distribution: str, version: str, release: str, **extr
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
         "ANSIBLE_NOCOLOR": "1",
     }
-    argv = [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", str(playbook), "-e", json.dumps({"ansible_facts": facts, **extra})]
+    extra_vars = json.dumps({"ansible_facts": facts, **extra})
+    argv = [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", str(playbook), "-e", extra_vars]
     result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     return result.returncode, result.stdout + result.stderr
 
