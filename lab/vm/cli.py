@@ -1,4 +1,4 @@
-"""`lab vm`: a local stand-in for a cloud server (Debian 13, SSH, sudo, cloud-init), to deploy to."""
+"""`lab vm`: a local stand-in for a cloud server (Debian 13 or 12, SSH, sudo, cloud-init), to deploy to."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from lab import entry
 from lab import settings as settingslib
 from lab.errors import Exit, LabError
 from lab.vm import machine
+from lab.vm.recipe import DEBIAN, RELEASES
 
 app = typer.Typer(
-    help="A local stand-in for a cloud server: a Debian 13 machine with SSH, sudo and cloud-init, to deploy to.",
+    help="A local stand-in for a cloud server: a Debian 13 or 12 machine with SSH, sudo and cloud-init, to deploy to.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -50,10 +51,21 @@ def up(
     ] = False,
     memory: Annotated[int | None, typer.Option(help="MiB of memory of a full VM (default 2048).")] = None,
     cpus: Annotated[int | None, typer.Option(help="vCPUs of a full VM (default 2).")] = None,
+    debian: Annotated[
+        str | None,
+        typer.Option(
+            "--debian",
+            metavar="|".join(RELEASES),
+            help=f"The Debian release of a new VM: {', '.join(f'{v} ({s})' for v, s in RELEASES.items())}; "
+            f"default {DEBIAN}.",
+        ),
+    ] = None,
 ) -> None:
     """Start the VM (building its image the first time) and wait until SSH, cloud-init and sudo are ready."""
     settings = settingslib.load()
-    result = machine.up(settings, console, name, ssh_port, http_port, key, full=full, memory_mib=memory, cpus=cpus)
+    result = machine.up(
+        settings, console, name, ssh_port, http_port, key, full=full, memory_mib=memory, cpus=cpus, debian=debian
+    )
     vm, ready = result.vm, result.ready
     timing = f"SSH after {ready.ssh_after:.1f}s, ready after {ready.ready_after:.1f}s"
     if result.action == "already up":

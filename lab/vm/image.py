@@ -1,4 +1,4 @@
-"""Build the VM image `framework-lab/vm:trixie` from Debian's packages, once: again only when it is
+"""Build the VM image `framework-lab/vm:<suite>` from Debian's packages, once: again only when it is
 missing or its recipe changed (the recipe's digest is an image label).
 
 debootstrap --variant=minbase, then apt in a chroot (with /proc and /dev/pts mounted, and a

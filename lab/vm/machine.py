@@ -1,7 +1,8 @@
 """One VM stand-in: its state in `.lab/vm/<name>/` (the cloud-init seed and vm.json) and its container.
 
-vm.json holds what a deploy needs to reach it: {"name", "host", "user", "ssh_port", "http_port", "key"}, and
-`"kind": "qemu"` for a full VM (`lab vm up --full`), which full.py runs; up, down and status hand it over there.
+vm.json holds what a deploy needs to reach it: {"name", "host", "user", "ssh_port", "http_port", "key"}, the
+Debian release it runs ("debian": "12" or "13"; a record without it is 13), and `"kind": "qemu"` for a full VM
+(`lab vm up --full`), which full.py runs; up, down and status hand it over there.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from lab import portcheck
 from lab.errors import Exit, LabError
 from lab.settings import Settings
 from lab.vm import cloudinit, commands, image, keys, ready
-from lab.vm.recipe import DIGEST_LABEL, IMAGE, Recipe, recipe
+from lab.vm.recipe import DEBIAN, DIGEST_LABEL, RELEASES, image_for, recipe
 
 NAME = "framework-lab-vm"
 HOST = "127.0.0.1"  # published on loopback only
@@ -52,6 +53,11 @@ class Vm:
     host: str = HOST
     user: str = cloudinit.USER
     kind: str = CONTAINER  # CONTAINER or QEMU (`lab vm up --full`)
+    debian: str = DEBIAN  # the Debian release, a key of RELEASES (`lab vm up --debian`)
+
+    @property
+    def suite(self) -> str:
+        return RELEASES[self.debian]
 
     def facts(self) -> dict[str, object]:
         facts: dict[str, object] = {
@@ -61,6 +67,7 @@ class Vm:
             "ssh_port": self.ssh_port,
             "http_port": self.http_port,
             "key": str(self.key),
+            "debian": self.debian,
         }
         if self.kind != CONTAINER:  # no "kind" means a container, as in the records made before there were two
             facts["kind"] = self.kind
@@ -69,7 +76,8 @@ class Vm:
     @classmethod
     def from_facts(cls, data: dict) -> Vm:
         kind = data.get("kind", CONTAINER)
-        if kind not in KINDS:
+        debian = str(data.get("debian", DEBIAN))  # records made before there were two releases are Debian 13
+        if kind not in KINDS or debian not in RELEASES:
             raise ValueError(kind)
         return cls(
             data["name"],
@@ -79,6 +87,7 @@ class Vm:
             data["host"],
             data["user"],
             kind,
+            debian,
         )
 
     def target(self, settings: Settings) -> ready.Target:
@@ -109,6 +118,13 @@ def check_name(name: str) -> str:
             f"--name {name!r}: use 1-63 lower-case letters, digits and '-' (it is also the host name)", Exit.USAGE
         )
     return name
+
+
+def check_debian(debian: str) -> str:
+    if debian not in RELEASES:
+        known = " or ".join(RELEASES)
+        raise LabError(f"--debian {debian!r}: the VM can be Debian {known}", Exit.USAGE)
+    return debian
 
 
 def check_ports(ssh_port: int, http_port: int) -> None:
@@ -154,8 +170,11 @@ def _docker(argv: list[str], what: str) -> None:
         raise LabError(f"{what} failed: {message}", code)
 
 
-def _conflicts(vm: Vm, ssh_port: int | None, http_port: int | None, key: Path | None) -> list[str]:
+def _conflicts(
+    vm: Vm, ssh_port: int | None, http_port: int | None, key: Path | None, debian: str | None = None
+) -> list[str]:
     wanted = {
+        "Debian": (debian, vm.debian),
         "ssh port": (ssh_port, vm.ssh_port),
         "http port": (http_port, vm.http_port),
         "key": (key.expanduser().resolve() if key else None, vm.key),
@@ -174,16 +193,23 @@ def up(
     full: bool = False,
     memory_mib: int | None = None,
     cpus: int | None = None,
+    debian: str | None = None,
 ) -> Up:
     """Create and start the VM (building its image if needed), or start it again, or leave it be if it is
-    up; then wait until it is ready. A full VM under qemu with `full`, or when the one of that name is one."""
+    up; then wait until it is ready. A full VM under qemu with `full`, or when the one of that name is one.
+    `debian` (a key of RELEASES, default DEBIAN) is the release of a new VM; an existing one must match."""
 
     def say(message: str) -> None:
         console.print(f"[dim]lab vm:[/] {message}")
 
     check_name(name)
+    if debian is not None:
+        check_debian(debian)
     if full or is_qemu(settings, name):
         from lab.vm import full as fullvm  # it builds on this module
+
+        if debian not in (None, DEBIAN):  # its disk recipe (disk.py) is built and tested for one release
+            raise LabError(f"a full VM (--full) is Debian {DEBIAN}; --debian {debian} is for the container", Exit.USAGE)
 
         wait = fullvm.READY_TIMEOUT if timeout is None else timeout
         return fullvm.up(settings, console, name, ssh_port, http_port, key, memory_mib, cpus, wait)
@@ -192,7 +218,6 @@ def up(
     timeout = READY_TIMEOUT if timeout is None else timeout
     engine = labengine.client()
     container = find(engine, name)
-    current = recipe(settings.debian_mirror)
     built = None
     if container:
         vm = load(settings, name)
@@ -201,7 +226,8 @@ def up(
                 f"the container {name} exists but its state ({state_dir(settings, name)}) is gone",
                 hint=f"lab vm down --name {name}, then lab vm up",
             )
-        if conflicts := _conflicts(vm, ssh_port, http_port, key):
+        current = recipe(settings.debian_mirror, vm.suite)
+        if conflicts := _conflicts(vm, ssh_port, http_port, key, debian):
             raise LabError(
                 f"{name} already exists with {', '.join(conflicts)}",
                 Exit.USAGE,
@@ -215,7 +241,7 @@ def up(
             _docker(commands.docker_start(name), f"docker start {name}")
             started, action = time.monotonic(), "started"
     else:
-        vm, built = _create(settings, engine, console, say, name, ssh_port, http_port, key, current)
+        vm, built = _create(settings, engine, console, say, name, ssh_port, http_port, key, debian or DEBIAN)
         started, action, stale = time.monotonic(), "created", False
     result = ready.wait(vm.target(settings), timeout, console, started)
     return Up(vm, action, built, result, facts_file(settings, name), stale)
@@ -230,7 +256,7 @@ def _create(
     ssh_port: int | None,
     http_port: int | None,
     key: Path | None,
-    current: Recipe,
+    debian: str,
 ) -> tuple[Vm, float | None]:
     ssh_port = SSH_PORT if ssh_port is None else ssh_port
     http_port = HTTP_PORT if http_port is None else http_port
@@ -239,18 +265,20 @@ def _create(
         if not portcheck.is_free(HOST, port):
             raise LabError(f"{HOST}:{port} is already in use", Exit.PORT, hint=f"choose another with {option}")
     pair = keys.named_key(key) if key else keys.ensure_lab_key(settings.state_dir)
-    with console.status(f"building {IMAGE} …"):
-        built = image.ensure(engine, current, IMAGE, say)
+    current = recipe(settings.debian_mirror, RELEASES[debian])
+    tag = image_for(current.suite)
+    with console.status(f"building {tag} …"):
+        built = image.ensure(engine, current, tag, say)
     if built is not None:
-        say(f"built {IMAGE} in {built:.0f}s ({image.size_of(engine, IMAGE) / 2**20:.0f} MiB)")
+        say(f"built {tag} in {built:.0f}s ({image.size_of(engine, tag) / 2**20:.0f} MiB)")
 
     folder = state_dir(settings, name)
     shutil.rmtree(folder, ignore_errors=True)  # what a VM of that name left behind
-    vm = Vm(name, ssh_port, http_port, pair.private)
+    vm = Vm(name, ssh_port, http_port, pair.private, debian=debian)
     host_key = keys.make_host_key(f"{name} host key")
     cloudinit.write_seed(folder / "seed", pair.public, host_key, f"{name}-{uuid.uuid4().hex[:12]}", name)
     keys.pin_host_key(keys.known_hosts_file(settings.state_dir), HOST, ssh_port, host_key.public)
-    spec = commands.Container(name, IMAGE, HOST, ssh_port, http_port, folder / "seed")
+    spec = commands.Container(name, tag, HOST, ssh_port, http_port, folder / "seed")
     try:
         _docker(commands.docker_run(spec), f"docker run {name}")
     except LabError:
@@ -304,7 +332,8 @@ def status(settings: Settings, name: str = NAME) -> dict[str, object]:
         row["facts_file"] = str(facts_file(settings, name))
     if container:
         labels = engine.images.get(container.image.id).labels or {}
-        row["image_current"] = labels.get(DIGEST_LABEL) == recipe(settings.debian_mirror).digest()
+        suite = vm.suite if vm else RELEASES[DEBIAN]
+        row["image_current"] = labels.get(DIGEST_LABEL) == recipe(settings.debian_mirror, suite).digest()
     if container and container.status == "running" and vm:
         row["ssh"] = ssh_answers(settings, vm)
     return row

@@ -1,8 +1,9 @@
 """What goes into the VM image, as data; its digest (an image label) says when the image is stale.
 
-Debian 13 from Debian's packages, as a fresh cloud server has it: systemd, OpenSSH, sudo, Python and
-cloud-init, no Docker (a playbook installs that). The few changes that make systemd at home in a
-container are files and masks listed here, so a change to any of them changes the digest.
+Debian 13 (or 12) from Debian's packages, as a fresh cloud server has it: systemd, OpenSSH, sudo, Python
+and cloud-init, no Docker (a playbook installs that). One image per release, `framework-lab/vm:<suite>`.
+The few changes that make systemd at home in a container are files and masks listed here, so a change to
+any of them changes the digest.
 """
 
 from __future__ import annotations
@@ -13,8 +14,17 @@ from dataclasses import asdict, dataclass
 
 from lab import baseimage
 
-SUITE = "trixie"
-IMAGE = f"framework-lab/vm:{SUITE}"
+# The Debian releases the VM can be (`lab vm up --debian N`): version -> suite. Both have Python 3.11+ for Ansible.
+RELEASES = {"12": "bookworm", "13": "trixie"}
+DEBIAN = "13"  # what a cloud server gets today, and the default
+SUITE = RELEASES[DEBIAN]
+
+
+def image_for(suite: str) -> str:
+    return f"framework-lab/vm:{suite}"
+
+
+IMAGE = image_for(SUITE)
 DIGEST_LABEL = "org.framework-lab.vm-recipe"
 # Bump when the build steps in image.py change in a way the data below does not show.
 STEPS = 1

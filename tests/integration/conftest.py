@@ -108,3 +108,14 @@ def psql(engine: docker.DockerClient, sql: str) -> str:
     code, output = container.exec_run(["psql", "-U", "postgres", "-d", "hello_world", "-tAc", sql])
     assert code == 0, output.decode()
     return output.decode().strip()
+
+
+def debian_releases() -> list[str]:
+    """The Debian releases the VM stand-in's tests run on: LAB_TEST_DEBIAN ("12", "13" or "12,13"); by default
+    the one `lab vm up` makes. Each release is a parameter of the module's `vm` fixture (test ids `[debian12]`)."""
+    from lab.vm.recipe import DEBIAN, RELEASES
+
+    wanted = [r.strip() for r in os.environ.get("LAB_TEST_DEBIAN", DEBIAN).split(",") if r.strip()]
+    if not wanted or set(wanted) - set(RELEASES):
+        raise pytest.UsageError(f"LAB_TEST_DEBIAN={os.environ.get('LAB_TEST_DEBIAN')!r}: give {' or '.join(RELEASES)}")
+    return list(dict.fromkeys(wanted))

@@ -3,7 +3,8 @@ deploy → verify over SSH → a short `lab bench --vm` → a changed host key s
 before anything is sent → a second deploy changes nothing → one framework changed is shipped and
 restarted alone → `--host root@…` twice (the first shuts root out and carries on as the deploy user,
 the second logs in as that user) → undeploy → vm down, leaving nothing behind. Every `lab` command
-runs with fake cloud tokens in its environment, and none of them may be stored anywhere."""
+runs with fake cloud tokens in its environment, and none of them may be stored anywhere.
+On the VM's default release (Debian 13); LAB_TEST_DEBIAN=12 (or 12,13) runs it on Debian 12 (test ids [debian12])."""
 
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ import pytest
 
 from lab.bench import schema
 from lab.vm import commands as vmcommands
-from tests.integration.conftest import ROOT, lab_env, run_lab
+from tests.integration.conftest import ROOT, debian_releases, lab_env, run_lab
 
 pytestmark = pytest.mark.integration
 VM = "framework-lab-vm-e2e"
 SSH_PORT, HTTP_PORT = 12322, 18091
 KNOWN_HOSTS = ROOT / ".lab" / "known_hosts"
+RELEASES = debian_releases()  # one VM at a time: each release's tests run, then its VM goes
 
 
 # Planted in the environment of every lab command here: the README promises a token is never stored.
@@ -70,14 +72,19 @@ def forget_host_key() -> None:
         subprocess.run(["ssh-keygen", "-f", str(KNOWN_HOSTS), "-R", f"[127.0.0.1]:{SSH_PORT}"], capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def vm(engine):
+def vm_debian() -> str:
+    """The Debian release of the VM that is up ("12" or "13"), as vm.json records it."""
+    return json.loads((ROOT / ".lab" / "vm" / VM / "vm.json").read_text())["debian"]
+
+
+@pytest.fixture(scope="module", params=RELEASES, ids=lambda debian: f"debian{debian}")
+def vm(request, engine):
     forget_host_key()
     try:
-        result = run_lab(
-            "vm", "up", "--name", VM, "--ssh-port", str(SSH_PORT), "--http-port", str(HTTP_PORT), env=vm_env()
-        )
+        ports = ("--ssh-port", str(SSH_PORT), "--http-port", str(HTTP_PORT))
+        result = run_lab("vm", "up", "--name", VM, *ports, "--debian", request.param, env=vm_env())
         assert result.returncode == 0, result.stderr
+        assert vm_debian() == request.param
         yield json.loads((ROOT / ".lab" / "vm" / VM / "vm.json").read_text())
     finally:
         run_lab("vm", "down", "--name", VM, env=vm_env())
@@ -179,7 +186,7 @@ def check_bench_on_host(app: str, tmp_path: Path) -> None:
     assert schema.errors(document) == []
     assert document["settings"]["host"] == VM and document["settings"]["cpu_counters"] == "engine stats"
     assert document["machine"]["hostname"] == VM  # the host's facts, not this machine's
-    assert document["machine"]["os"].startswith("Debian GNU/Linux 13")
+    assert document["machine"]["os"].startswith(f"Debian GNU/Linux {vm_debian()} ")
     assert [f["name"] for f in document["frameworks"] if f["measured"]] == [app]
     cells = {(c["target"], c["test"]): c for c in document["cells"]}
     for key in ((app, "plaintext"), (app, "db"), ("ceiling", "plaintext")):

@@ -1,6 +1,7 @@
 """The VM stand-in on the real engine: `lab vm up` with its own name and ports (so a developer's VM is
 left alone) and its own LAB_HOME (so their key and state are too), checked over SSH as Ansible will
-reach it, then `lab vm down`. Whatever happens, the VM is removed at the end."""
+reach it, then `lab vm down`. Whatever happens, the VM is removed at the end. Debian 13 by default;
+LAB_TEST_DEBIAN=12 (or 12,13) for the other release (conftest.debian_releases)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import docker
 import pytest
 
 from lab.vm import commands
+from lab.vm.recipe import RELEASES
+from tests.integration.conftest import debian_releases
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "framework-lab-vm-test"
@@ -45,14 +48,17 @@ def home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("lab-home")
 
 
-@pytest.fixture(scope="module")
-def vm(engine, home):
-    """`lab vm up` once for the module; removed whatever happens."""
+@pytest.fixture(scope="module", params=debian_releases(), ids=lambda debian: f"debian{debian}")
+def vm(request, engine, home):
+    """`lab vm up` once for the module (per release); removed whatever happens."""
     remove_vm(engine)
     try:
-        result = run_vm(home, "up", "--name", NAME, "--ssh-port", str(SSH_PORT), "--http-port", str(HTTP_PORT))
+        ports = ("--ssh-port", str(SSH_PORT), "--http-port", str(HTTP_PORT))
+        result = run_vm(home, "up", "--name", NAME, *ports, "--debian", request.param)
         assert result.returncode == 0, f"lab vm up failed:\n{result.stdout}\n{result.stderr}"
-        yield json.loads(result.stdout)
+        facts = json.loads(result.stdout)
+        assert facts["debian"] == request.param
+        yield facts
     finally:
         run_vm(home, "down", "--name", NAME, timeout=120)
         remove_vm(engine)
@@ -71,7 +77,9 @@ def test_up_records_how_to_reach_it(vm, home):
         "ssh_port": SSH_PORT,
         "http_port": HTTP_PORT,
         "key": str(key),
+        "debian": vm["debian"],
     }
+    assert vm["debian"] in RELEASES
     assert json.loads((home / ".lab/vm" / NAME / "vm.json").read_text()) == vm
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
@@ -113,7 +121,9 @@ def test_systemd_and_cloud_init_finished_well(vm, home):
 
 def test_a_new_machine_without_docker(vm, home):
     assert ssh(home, "command -v docker || echo none").stdout.strip() == "none"
-    assert ssh(home, ". /etc/os-release && echo $VERSION_CODENAME").stdout.strip() == "trixie"
+    release = ssh(home, ". /etc/os-release && echo $VERSION_ID $VERSION_CODENAME").stdout.split()
+    assert release == [vm["debian"], RELEASES[vm["debian"]]]
+    assert ssh(home, "python3 -c 'import sys; print(sys.version_info >= (3, 11))'").stdout.strip() == "True"
     host_boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     assert ssh(home, "cat", "/proc/sys/kernel/random/boot_id").stdout.strip() not in ("", host_boot_id)
     assert ssh(home, "test -s /etc/ssh/ssh_host_ed25519_key.pub && echo yes").stdout.strip() == "yes"
@@ -139,6 +149,13 @@ def test_up_with_other_ports_is_refused_while_it_exists(vm, home):
     result = run_vm(home, "up", "--name", NAME, "--ssh-port", str(SSH_PORT + 1))
     assert result.returncode == 2
     assert f"ssh port {SSH_PORT} (not {SSH_PORT + 1})" in result.stderr
+
+
+def test_up_as_another_release_is_refused_while_it_exists(vm, home):
+    other = next(debian for debian in RELEASES if debian != vm["debian"])
+    result = run_vm(home, "up", "--name", NAME, "--debian", other)
+    assert result.returncode == 2
+    assert f"Debian {vm['debian']} (not {other})" in result.stderr
 
 
 def test_status(vm, home):

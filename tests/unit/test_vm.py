@@ -287,6 +287,20 @@ def test_recipe_is_a_fresh_debian_server_without_docker():
     assert enabled == {"lab-cgroups-rw.service", "lab-boot-id.service", "lab-ssh-host-keys.service"}
 
 
+def test_recipe_per_release():
+    assert recipelib.RELEASES == {"12": "bookworm", "13": "trixie"} and recipelib.DEBIAN == "13"
+    trixie, bookworm = recipelib.recipe(), recipelib.recipe(suite="bookworm")
+    assert bookworm.suite == "bookworm" and recipelib.image_for("bookworm") == "framework-lab/vm:bookworm"
+    assert bookworm.digest() != trixie.digest()  # an image of one release is never taken for the other
+    assert bookworm.labels["org.framework-lab.stands-for"] == "debian-bookworm-cloud-server"
+    assert bookworm.packages == trixie.packages  # cloud-init, systemd, Python 3.11 are in both
+    sources = {f.path: f.content for f in bookworm.files}["etc/apt/sources.list.d/debian.sources"]
+    assert "Suites: bookworm bookworm-updates" in sources and "Suites: bookworm-security" in sources
+    assert "trixie" not in sources
+    same = {f.path: f.content for f in bookworm.files if "sources" not in f.path}
+    assert same == {f.path: f.content for f in trixie.files if "sources" not in f.path}
+
+
 def test_recipe_applied_to_a_tree(tmp_path):
     r = recipelib.recipe()
     for folder in ("etc/ssh", "var/lib/apt/lists", "var/cache/apt/archives", "var/lib/dbus", "tmp"):
@@ -364,12 +378,28 @@ def test_facts_and_state_paths(tmp_path):
     assert machine.state_dir(settings, "vm") == tmp_path / ".lab/vm/vm"
     assert machine.load(settings, "vm") is None
     vm = machine.Vm("vm", 12222, 18090, tmp_path / "key")
-    assert set(vm.facts()) == {"name", "host", "user", "ssh_port", "http_port", "key"}
+    assert set(vm.facts()) == {"name", "host", "user", "ssh_port", "http_port", "key", "debian"}
     assert vm.facts()["host"] == "127.0.0.1" and vm.facts()["user"] == "lab"
+    assert vm.facts()["debian"] == "13" and vm.suite == "trixie"
     machine.state_dir(settings, "vm").mkdir(parents=True)
     machine.facts_file(settings, "vm").write_text(json.dumps(vm.facts()))
     assert machine.load(settings, "vm") == vm
     machine.facts_file(settings, "vm").write_text("{")
+    with pytest.raises(LabError, match="damaged"):
+        machine.load(settings, "vm")
+
+
+def test_facts_record_the_release(tmp_path):
+    settings = Settings(root=tmp_path)
+    machine.state_dir(settings, "vm").mkdir(parents=True)
+    bookworm = machine.Vm("vm", 12222, 18090, tmp_path / "key", debian="12")
+    assert bookworm.facts()["debian"] == "12" and bookworm.suite == "bookworm"
+    machine.facts_file(settings, "vm").write_text(json.dumps(bookworm.facts()))
+    assert machine.load(settings, "vm") == bookworm
+    older = {k: v for k, v in bookworm.facts().items() if k != "debian"}  # made before there were two
+    machine.facts_file(settings, "vm").write_text(json.dumps(older))
+    assert machine.load(settings, "vm").debian == "13"
+    machine.facts_file(settings, "vm").write_text(json.dumps({**older, "debian": "11"}))
     with pytest.raises(LabError, match="damaged"):
         machine.load(settings, "vm")
 
@@ -380,6 +410,32 @@ def test_options_that_differ_from_a_vm_that_exists(tmp_path):
     assert machine._conflicts(vm, 2222, 8081, tmp_path / "key") == []
     assert machine._conflicts(vm, 2299, None, None) == ["ssh port 2222 (not 2299)"]
     assert len(machine._conflicts(vm, None, 9000, tmp_path / "other")) == 2
+    assert machine._conflicts(vm, None, None, None, "13") == []
+    assert machine._conflicts(vm, None, None, None, "12") == ["Debian 13 (not 12)"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--debian", "11"], "lab: --debian '11': the VM can be Debian 12 or 13"),
+        (["--debian", "bookworm"], "lab: --debian 'bookworm': the VM can be Debian 12 or 13"),
+        (["--full", "--debian", "12"], "lab: a full VM (--full) is Debian 13; --debian 12 is for the container"),
+    ],
+    ids=["debian-11", "a-suite-name", "full-vm-12"],
+)
+def test_vm_up_with_a_release_it_cannot_be(tmp_path, args, message):
+    env = {**os.environ, "LAB_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "lab.vm", "up", "--name", "bad-release", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == message
+    assert not (tmp_path / ".lab/vm/bad-release").exists()
 
 
 def test_ssh_to_a_vm_that_is_not_there(tmp_path):
