@@ -129,6 +129,19 @@ def test_a_new_machine_without_docker(vm, home):
     assert ssh(home, "test -s /etc/ssh/ssh_host_ed25519_key.pub && echo yes").stdout.strip() == "yes"
 
 
+def test_its_host_key_is_the_one_pinned_before_the_first_contact(vm, home):
+    """cloud-init gave the VM the host key the lab made for it, pinned in known_hosts before it booted:
+    `lab vm ssh` checks it strictly (StrictHostKeyChecking=yes), and there is no other host key."""
+    known = (home / ".lab/known_hosts").read_text().splitlines()
+    pinned = [line.split()[1:3] for line in known if line.startswith(f"[127.0.0.1]:{SSH_PORT} ")]
+    assert pinned == [ssh(home, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]]
+    assert ssh(home, "ls /etc/ssh/ | grep '^ssh_host_'").stdout.split() == [
+        "ssh_host_ed25519_key",
+        "ssh_host_ed25519_key.pub",
+    ]
+    assert stat.S_IMODE((home / ".lab/vm" / NAME / "seed/user-data").stat().st_mode) == 0o600
+
+
 def test_published_on_loopback_only(vm, engine):
     ports = engine.containers.get(NAME).attrs["NetworkSettings"]["Ports"]
     assert ports["22/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(SSH_PORT)}]
@@ -190,21 +203,10 @@ def test_down_leaves_nothing(vm, home, engine):
     left = {v.name for v in engine.volumes.list()}
     assert not left & set(volumes)
     assert not (home / ".lab/vm" / NAME).exists()
+    assert f"[127.0.0.1]:{SSH_PORT} " not in (home / ".lab/known_hosts").read_text()  # its pinned key went too
     processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(home) not in processes  # no ssh (or anything) left holding the VM's key
     again = run_vm(home, "down", "--name", NAME, timeout=120)
     assert again.returncode == 0
     assert "was not there" in again.stderr
 
-
-def test_its_host_key_is_the_one_pinned_before_the_first_contact(vm, home):
-    """cloud-init gave the VM the host key the lab made for it, pinned in known_hosts before it booted:
-    `lab vm ssh` checks it strictly (StrictHostKeyChecking=yes), and there is no other host key."""
-    known = (home / ".lab/known_hosts").read_text().splitlines()
-    pinned = [line.split()[1:3] for line in known if line.startswith(f"[127.0.0.1]:{SSH_PORT} ")]
-    assert pinned == [ssh(home, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]]
-    assert ssh(home, "ls /etc/ssh/ | grep '^ssh_host_'").stdout.split() == [
-        "ssh_host_ed25519_key",
-        "ssh_host_ed25519_key.pub",
-    ]
-    assert stat.S_IMODE((home / ".lab/vm" / NAME / "seed/user-data").stat().st_mode) == 0o600

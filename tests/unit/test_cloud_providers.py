@@ -617,3 +617,20 @@ def test_a_hetzner_type_not_available_in_a_location_now(tmp_path):
             and error.value.message == "--size cx22 cannot be created in --region fsn1 now"
         )
         assert error.value.hint == "it can in: hel1, nbg1"
+
+
+@needs_ssh_keygen
+def test_the_server_s_host_key_is_pinned_before_the_first_contact(cloud):
+    """The server gets its host key in its user-data; the lab pins it in known_hosts before it waits for
+    SSH, and the wait (and later deploys) check it strictly."""
+    made = keys.make_host_key("server host key")
+    known = cloud.state_dir / "known_hosts"
+    known.write_text("127.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOldOldOldOldOldOldOldOldOldOldOldOld\n")
+    record = cloud.create(host_key=made)
+    servers = cloud.fake.droplets if cloud.provider == "digitalocean" else cloud.fake.servers
+    (server,) = servers.values()
+    assert server["user_data"] == cloudinit.user_data(KEY, made)
+    assert known.read_text().splitlines() == ["127.0.0.1 " + " ".join(made.public.split()[:2])]
+    (target,) = cloud.ready
+    assert target.known_hosts == known and "StrictHostKeyChecking=yes" in target.ssh("true")
+    assert targetlib.from_vm(cloud.state_dir, record.name).pinned
