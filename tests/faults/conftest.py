@@ -68,6 +68,18 @@ def running_lab(engine):  # noqa: F811 (the fixture imported above)
         remove_project(engine, PROJECT)
 
 
+@pytest.fixture
+def healthy_lab(engine, running_lab):  # noqa: F811
+    """The session's lab, every container healthy: a case that failed and left a framework down
+    is repaired with `lab up` first, so one failure does not fail the cases after it."""
+    services = [*APPS, "postgres", "nginx"]
+    states = {s: enginelib.health_of(container(engine, s)) for s in services}
+    if any(state != "healthy" for state in states.values()):
+        result = run_lab("up", env=faults_env())
+        assert result.returncode == 0, f"lab up could not repair {states}:\n{result.stderr}"
+    return running_lab
+
+
 # -- the fault table ---------------------------------------------------------------------------------
 
 

@@ -54,7 +54,7 @@ def settled(load: CountedLoad, paths: list[str], since: float) -> bool:
 
 
 @pytest.mark.parametrize("victim", APPS)
-def test_kill_9_of_an_app_under_load(engine, running_lab, fault_table, victim):
+def test_kill_9_of_an_app_under_load(engine, healthy_lab, fault_table, victim):
     others = [a for a in APPS if a != victim]
     restarts, started = life(engine, victim)
     others_before = {a: life(engine, a) for a in others}
@@ -88,7 +88,7 @@ def test_kill_9_of_an_app_under_load(engine, running_lab, fault_table, victim):
 
 
 @pytest.mark.parametrize("down_s", [0, 10], ids=["restart", "down-10s"])
-def test_postgres_restart_under_load(engine, running_lab, fault_table, down_s):
+def test_postgres_restart_under_load(engine, healthy_lab, fault_table, down_s):
     database = container(engine, "postgres")
     before = {a: life(engine, a) for a in APPS}
     with CountedLoad(PORT, DB.values(), connections=1, duration=RECOVER_S + 60, pause=0.01) as load:
