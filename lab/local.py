@@ -82,13 +82,21 @@ class Lab:
     # -- preparing ---------------------------------------------------------------------------
 
     @exclusive
-    def prepare(self) -> None:
-        """Compose file current, secrets present: everything plain compose needs but images."""
+    def prepare(self) -> list[str]:
+        """Compose file current, secrets present: everything plain compose needs but images.
+        Returns the secrets it created."""
         if composefile.write(self.settings, self.stacks):
             self.say(f"regenerated {self.settings.compose_file.relative_to(self.settings.root)} from stacks/")
         names = sorted({n for s in self.stacks for n in s.secrets})
         if created := secrets.ensure(self.settings.secrets_dir, names):
             self.say(f"created secret(s) {', '.join(created)} in {self.settings.secrets_dir}")
+        return created
+
+    def secret_users(self, names: list[str]) -> list[str]:
+        """The services that mount any of these secrets (every app mounts the database's too)."""
+        db = set(self.database.secrets)
+        users = [self.database.name] if db & set(names) else []
+        return users + [a.name for a in stacklib.apps(self.stacks) if ({*db, *a.secrets} & set(names))]
 
     @exclusive
     def build(self, client: docker.DockerClient, apps: list[Stack]) -> list[str]:
@@ -125,9 +133,16 @@ class Lab:
         client = engine.client()
         engine.require_compose()
         self.check_port(client)
-        self.prepare()
+        created = self.prepare()
         self.build(client, apps)
         services = [self.database.name, *(a.name for a in apps), self.proxy.name]
+        # A secret made anew (the folder was lost, the volume kept): containers that run still see
+        # the old file. Recreate every one that mounts it, so all agree again (postgres takes the
+        # password from the file at start).
+        running = {engine.service_of(c) for c in engine.lab_containers(client, self.settings.project, all=False)}
+        if stale := [s for s in self.secret_users(created) if s in running]:
+            self.say(f"recreating {', '.join(stale)}: they mount the new secret(s)")
+            run(commands.compose_up(self.settings, stale, recreate=True), env=self.env(), capture=True)
         run(commands.compose_up(self.settings, services), env=self.env(), capture=True)
         self.wait_healthy(client, services)
         self.wait_routed(apps)

@@ -191,6 +191,22 @@ def test_lost_secrets_with_a_kept_volume_heal_at_the_next_up(lab, engine, home, 
     assert psql(postgres(engine), "SELECT to_regclass('kept_volume_probe') IS NOT NULL") == "t"
 
 
+def test_secrets_lost_while_the_lab_runs_are_taken_by_every_container(lab, engine, home, env, app):
+    """The folder goes while containers run: `lab up` recreates whoever mounts the new secret, so an
+    app that restarts later still agrees with postgres (compose alone sees no change to recreate)."""
+    assert run_lab("up", app, env=env).returncode == 0
+    shutil.rmtree(home / ".lab" / "secrets")
+    result = run_lab("up", app, env={**env, "LAB_HEALTH_TIMEOUT": str(HEALTH_TIMEOUT)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "recreating" in result.stderr and app in result.stderr, result.stderr
+    engine.containers.get(f"{PROJECT}-{app}-1").restart(timeout=10)
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    while engine.containers.get(f"{PROJECT}-{app}-1").attrs["State"]["Health"]["Status"] != "healthy":
+        assert time.monotonic() < deadline, f"{app} is not healthy after a restart with the new secret"
+        time.sleep(1)
+    assert get(f"/{app}/db", port=PORT).status == 200
+
+
 # -- the image alone, on fresh volumes -------------------------------------------------------------
 
 

@@ -209,4 +209,3 @@ def test_down_leaves_nothing(vm, home, engine):
     again = run_vm(home, "down", "--name", NAME, timeout=120)
     assert again.returncode == 0
     assert "was not there" in again.stderr
-

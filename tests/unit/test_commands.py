@@ -24,6 +24,7 @@ def test_build_up_down_logs():
         "app",
         "nginx",
     ]
+    assert commands.compose_up(S, ["postgres", "app"], recreate=True)[-3:] == ["--force-recreate", "postgres", "app"]
     assert commands.compose_down(S) == [*COMPOSE, "down", "--remove-orphans"]
     assert commands.compose_down(S, volumes=True)[-1] == "--volumes"
     assert commands.compose_logs(S, ["app"], follow=True, tail=5) == [
