@@ -17,6 +17,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import docker.errors
@@ -33,7 +34,7 @@ NAME = "interrupted"
 IMAGE = f"framework-lab/{NAME}:latest"
 SLOW = (
     "\n# the fault suite: a build step and a health probe that take a few seconds\n"
-    "RUN sleep 8\n"
+    "RUN echo {token} >/dev/null && sleep 8\n"  # the token: never a cached layer from an earlier run
     "HEALTHCHECK --interval=2s --timeout=15s --start-period=60s --retries=3 "
     'CMD ["sh", "-c", "sleep 6 && lab-healthcheck"]\n'
 )
@@ -118,7 +119,7 @@ def home(engine, tmp_path_factory):
     manifest = copy / "stack.toml"
     assert f'name = "{APPS[0]}"' in manifest.read_text()
     manifest.write_text(manifest.read_text().replace(f'name = "{APPS[0]}"', f'name = "{NAME}"'))
-    (copy / "Dockerfile").write_text((copy / "Dockerfile").read_text() + SLOW)
+    (copy / "Dockerfile").write_text((copy / "Dockerfile").read_text() + SLOW.format(token=uuid.uuid4().hex))
     (home / ".lab").mkdir()
     if (ROOT / ".lab" / "builds.json").exists():
         shutil.copy(ROOT / ".lab" / "builds.json", home / ".lab")  # unchanged stacks need no rebuild
