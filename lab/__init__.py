@@ -1,1 +1,1 @@
-"""framework-lab: seven Python web frameworks, one contract, run side by side."""
+"""framework-lab: Python web frameworks, one contract, run side by side."""

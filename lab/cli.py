@@ -29,7 +29,7 @@ from lab.verify import report
 from lab.vm import cli as vm_cli
 
 app = typer.Typer(
-    help="framework-lab: seven Python web frameworks, one contract, behind nginx with PostgreSQL.",
+    help="framework-lab: Python web frameworks, one contract, behind nginx with PostgreSQL.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

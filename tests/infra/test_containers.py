@@ -1,4 +1,4 @@
-"""Every container of the lab: running, healthy, restarted by the engine, non-root, the expected
+"""Every container of the lab: running, healthy, restarted by the engine, non-root, the image's
 server with the expected workers, listening only on its own port."""
 
 from __future__ import annotations
@@ -43,14 +43,25 @@ def test_no_process_runs_as_root(docker_host, containers):
     assert not problems, "\n".join(problems)
 
 
+def runs(command: list[str], args: str) -> bool:
+    """Whether a process command line is the image's command: its arguments as given, its program
+    perhaps resolved through PATH or started by an interpreter (a script's shebang)."""
+    words = args.split()
+    program, arguments = command[0], command[1:]
+    return (not arguments or words[-len(arguments) :] == arguments) and any(
+        w.rsplit("/", 1)[-1] == program.rsplit("/", 1)[-1] for w in words[: len(words) - len(arguments)]
+    )
+
+
 def test_apps_run_their_server_with_the_configured_workers(docker_host, containers):
     problems = []
     for c in by_kind(containers, "app"):
         workers = int(c.env.get("LAB_WORKERS", "1"))
         procs = processes(docker_host, c)
-        server = c.manifest["server"]
-        if server != "tornado" and not all(server in args for _, args in procs):
-            problems.append(f"{c.name}: not all processes are {server}: {[a for _, a in procs]}")
+        # The server is the image's command: a supervisor and the workers it forks all run it.
+        command = (c.inspect["Config"].get("Entrypoint") or []) + (c.inspect["Config"].get("Cmd") or [])
+        if not all(runs(command, args) for _, args in procs):
+            problems.append(f"{c.name}: not all processes run {' '.join(command)!r}: {[a for _, a in procs]}")
         if len(procs) != workers + 1:
             problems.append(f"{c.name}: {len(procs)} processes, expected a supervisor and {workers} workers")
         if c.inspect["Config"]["User"] in ("", "root", "0"):

@@ -29,12 +29,22 @@ def test_requirements_pin_every_line(root):
             assert not line or "==" in line, f"{app.name}: unpinned requirement {line!r}"
 
 
-def test_no_framework_is_named_in_the_driver(root):
+def test_no_framework_is_named_in_the_driver_or_the_host_checks(root):
+    """Adding a framework is one folder: neither the driver nor tests/infra (which also checks
+    deployed hosts) may special-case one by name."""
     names = [s.name for s in stacklib.apps(stacklib.discover(root / "stacks"))]
-    for source in LAB_SOURCES.rglob("*.py"):
+    for source in [*LAB_SOURCES.rglob("*.py"), *(root / "tests" / "infra").rglob("*.py")]:
         text = source.read_text().lower()
         for name in names:
             assert not re.search(rf"\b{name}\b", text), f"{source.name} names the framework {name!r}"
+
+
+def test_nothing_states_how_many_frameworks_there_are(root):
+    """The number follows from stacks/ (`lab stacks`); a count written down goes stale with the next folder."""
+    count = re.compile(r"\b(two|three|four|five|six|seven|eight|nine|ten|\d+)\s+(python\s+)?web\s+frameworks\b", re.I)
+    for source in [*LAB_SOURCES.rglob("*.py"), root / "README.md", root / "stacks" / "CONTRACT.md"]:
+        found = count.search(source.read_text())
+        assert not found, f"{source.relative_to(root)} says {found.group(0)!r}"
 
 
 def test_select_all_named_and_unknown(root):
