@@ -110,7 +110,7 @@ def deploy_user(root: Path) -> str:
 def plain_command(settings: Settings, target: Target, playbook: str, frameworks: list[str]) -> list[str]:
     """The same run as plain ansible-playbook, with the inventory ansible-runner wrote."""
     inventory_file = (
-        Path(runner_kwargs(settings, target, playbook, frameworks)["private_data_dir"]) / "inventory" / "hosts"
+        Path(runner_kwargs(settings, target, playbook, frameworks)["private_data_dir"]) / "inventory" / "hosts.json"
     )
     return [
         "ansible-playbook",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import uuid
@@ -280,6 +281,9 @@ def check_root_deploy(vm, engine, app: str) -> None:
 def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     first = deploy()
     assert first.returncode == 0, first.stderr[-3000:]
+    plain = re.search(r"the same with plain Ansible: (.+)", first.stdout + first.stderr)
+    assert plain, "lab deploy prints the plain ansible-playbook command"
+    assert (ROOT / shlex.split(plain.group(1))[2]).is_file(), f"{plain.group(1)}: its inventory does not exist"
     verify = run_lab("verify", "--vm", VM, env=vm_env())
     assert verify.returncode == 0, verify.stdout[-4000:] + verify.stderr[-2000:]
     assert " 0 failed" in verify.stdout

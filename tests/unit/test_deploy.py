@@ -81,7 +81,7 @@ def test_inventory_and_runner_arguments():
     assert ansible.plain_command(S, t, "site.yml", []) == [
         "ansible-playbook",
         "-i",
-        "/srv/lab/.lab/deploy/203.0.113.10/inventory/hosts",
+        "/srv/lab/.lab/deploy/203.0.113.10/inventory/hosts.json",  # what ansible-runner writes
         "playbooks/site.yml",
         "-e",
         '{"lab_root": "/srv/lab", "lab_frameworks": []}',
