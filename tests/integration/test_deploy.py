@@ -2,17 +2,21 @@
 deploy → verify over SSH → a short `lab bench --vm` → a changed host key stops the next deploy
 before anything is sent → a second deploy changes nothing → one framework changed is shipped and
 restarted alone → `--host root@…` twice (the first shuts root out and carries on as the deploy user,
-the second logs in as that user) → undeploy → vm down, leaving nothing behind. Every `lab` command
+the second logs in as that user) → SSH dropped in the middle of image shipping, then deploy again →
+undeploy → vm down, leaving nothing behind. Every `lab` command
 runs with fake cloud tokens in its environment, and none of them may be stored anywhere.
 On the VM's default release (Debian 13); LAB_TEST_DEBIAN=12 (or 12,13) runs it on Debian 12 (test ids [debian12])."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -20,7 +24,7 @@ import pytest
 
 from lab.bench import schema
 from lab.vm import commands as vmcommands
-from tests.integration.conftest import ROOT, debian_releases, lab_env, run_lab
+from tests.integration.conftest import LAB, ROOT, debian_releases, lab_env, run_lab
 
 pytestmark = pytest.mark.integration
 VM = "framework-lab-vm-e2e"
@@ -278,6 +282,55 @@ def check_root_deploy(vm, engine, app: str) -> None:
         in_vm(engine, "systemctl reload ssh; docker rmi lab-test/kept:1 >/dev/null 2>&1; true")
 
 
+def ship_loads() -> list[int]:
+    """Pids of this machine's ssh processes that stream an image into the host's `docker load` (ship-image)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if proc.name.isdigit() and argv and argv[0].endswith(b"ssh") and b"sudo docker load" in argv:
+            pids.append(int(proc.name))
+    return pids
+
+
+def check_ssh_dropped_while_shipping(engine, app: str) -> None:
+    """The SSH connection dies in the middle of `docker save | ssh docker load`: the deploy fails naming the
+    step, the host goes on serving what it served, and the next deploy ships the image and succeeds."""
+    # Untag the image on the host (the container goes on), so the deploy has an image to ship.
+    in_vm(engine, f"docker tag framework-lab/{app}:latest lab-test/kept:2 && docker rmi framework-lab/{app}:latest")
+    try:
+        before = vm_containers()
+        process = subprocess.Popen(
+            [*LAB, "deploy", "--vm", VM],
+            cwd=ROOT,
+            env=vm_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        killed: list[int] = []
+        deadline = time.monotonic() + 600
+        while process.poll() is None and not killed and time.monotonic() < deadline:
+            for pid in ship_loads():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.005)
+        out, err = process.communicate(timeout=600)
+        assert killed, "the deploy shipped nothing, so no connection could be dropped"
+        message = " ".join(err.split())
+        assert process.returncode == 1, out[-2000:] + err[-2000:]
+        assert "Ship the images that differ" in message and f"shipping framework-lab/{app}:latest failed" in message
+        assert vm_containers() == before  # nothing was restarted on a half-shipped image
+        again = deploy()
+        assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+        assert f"shipped framework-lab/{app}:latest" in again.stdout, again.stdout
+        assert vm_containers() == before  # the same image ID: its container goes on
+    finally:
+        in_vm(engine, "docker rmi lab-test/kept:2 >/dev/null 2>&1; true")
+
+
 def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     first = deploy()
     assert first.returncode == 0, first.stderr[-3000:]
@@ -321,6 +374,7 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     assert int(sent) < int(total)  # the layers the host had were not sent again
 
     check_root_deploy(vm, engine, app)
+    check_ssh_dropped_while_shipping(engine, apps[-1])
 
     result = run_lab("undeploy", "--vm", VM, env=vm_env())
     assert result.returncode == 0, result.stderr[-3000:]
