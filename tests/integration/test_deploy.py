@@ -2,7 +2,8 @@
 deploy → verify over SSH → a short `lab bench --vm` → a changed host key stops the next deploy
 before anything is sent → a second deploy changes nothing → one framework changed is shipped and
 restarted alone → `--host root@…` twice (the first shuts root out and carries on as the deploy user,
-the second logs in as that user) → SSH dropped in the middle of image shipping, then deploy again →
+the second logs in as that user) → SSH dropped in the middle of image shipping, then deploy again → a second
+controller with new secrets deploys →
 undeploy → vm down, leaving nothing behind. Every `lab` command
 runs with fake cloud tokens in its environment, and none of them may be stored anywhere.
 On the VM's default release (Debian 13); LAB_TEST_DEBIAN=12 (or 12,13) runs it on Debian 12 (test ids [debian12])."""
@@ -331,6 +332,26 @@ def check_ssh_dropped_while_shipping(engine, app: str) -> None:
         in_vm(engine, "docker rmi lab-test/kept:2 >/dev/null 2>&1; true")
 
 
+def check_second_controller(engine, app: str, tmp_path: Path) -> None:
+    """Another checkout (its own, new secrets) deploys to the same host: every container takes the new
+    password, so an app that restarts later still reaches the database."""
+    home = tmp_path / "second-controller"
+    for folder in ("lab", "stacks", "compose", "playbooks"):
+        shutil.copytree(ROOT / folder, home / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / ".lab", home / ".lab", ignore=shutil.ignore_patterns("deploy", "vm", "secrets", "lock"))
+    shutil.copytree(ROOT / ".lab" / "vm" / VM, home / ".lab" / "vm" / VM)
+    assert run_lab("build", env=vm_env(LAB_HOME=str(home))).returncode == 0  # makes its secrets; images are current
+    result = deploy(env=vm_env(LAB_HOME=str(home)))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    in_vm(engine, f"docker restart --time 10 framework-lab-{app}-1")
+    deadline = time.monotonic() + 120
+    health = f"docker inspect --format '{{{{.State.Health.Status}}}}' framework-lab-{app}-1"
+    while in_vm(engine, health).strip() != "healthy":
+        assert time.monotonic() < deadline, f"{app} is not healthy after a restart with the second controller's secret"
+        time.sleep(1)
+    assert on_vm(f"curl -fsS -o /dev/null http://127.0.0.1/{app}/db").returncode == 0
+
+
 def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     first = deploy()
     assert first.returncode == 0, first.stderr[-3000:]
@@ -375,6 +396,7 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
 
     check_root_deploy(vm, engine, app)
     check_ssh_dropped_while_shipping(engine, apps[-1])
+    check_second_controller(engine, apps[0], tmp_path)
 
     result = run_lab("undeploy", "--vm", VM, env=vm_env())
     assert result.returncode == 0, result.stderr[-3000:]
