@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tests.fakes.http import FakeAPI, Reply, Route, page
@@ -87,6 +88,8 @@ class FakeHetzner(FakeAPI):
         self.firewalls: dict[int, dict[str, Any]] = {}
         self.actions: dict[int, dict[str, Any]] = {}
         self.server_types = [self._server_type(*row) for row in SERVER_TYPES]
+        # Called with each new server, as a real one boots with its user-data (the e2e applies it to a stand-in).
+        self.on_create: Callable[[dict[str, Any]], None] | None = None
 
     # -- the provider's shapes ----------------------------------------------------------------------
 
@@ -334,6 +337,8 @@ class FakeHetzner(FakeAPI):
         }
         self.servers[ident] = server
         self.looks[ident] = 0
+        if self.on_create:
+            self.on_create(server)
         for firewall in firewall_ids:
             self.firewalls[int(firewall)]["applied_to"].append({"type": "server", "server": {"id": ident}})
         action = self._action("create_server", [(ident, "server")])

@@ -7,14 +7,17 @@ The stand-in is removed at the end whatever happens, and so is whatever the run 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import tarfile
 import time
 
 import pytest
+import yaml
 
-from lab.vm import cloudinit, commands
+from lab.vm import commands
 from tests.fakes.hetzner import FakeHetzner
 from tests.integration.conftest import ROOT, lab_env, run_lab
 
@@ -49,8 +52,30 @@ def fake():
         yield api
 
 
+def boot_with_user_data(engine, server: dict) -> None:
+    """What cloud-init does with the host key the lab hands in (ssh_keys, ssh_deletekeys), done to the
+    already running stand-in that plays the new server; without it the pinned key would not match."""
+    keys = yaml.safe_load(server["user_data"])["ssh_keys"]
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for name, text, mode in (
+            ("ssh_host_ed25519_key", keys["ed25519_private"], 0o600),
+            ("ssh_host_ed25519_key.pub", keys["ed25519_public"] + "\n", 0o644),
+        ):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    container = engine.containers.get(STAND_IN)
+    assert container.exec_run(["sh", "-c", "rm -f /etc/ssh/ssh_host_*"]).exit_code == 0
+    assert container.put_archive("/etc/ssh", archive.getvalue())
+    code, output = container.exec_run(["systemctl", "restart", "ssh"])
+    assert code == 0, output.decode()
+
+
 @pytest.fixture(scope="module")
 def stand_in(engine, fake):
+    fake.on_create = lambda server: boot_with_user_data(engine, server)
     env = cloud_env(fake)
     run_lab("vm", "destroy", NAME, env=env, timeout=120)  # what an earlier run may have left in the state
     try:
@@ -91,7 +116,11 @@ def test_create_deploy_verify_destroy_through_the_fake_hetzner_api(fake, stand_i
         "lab",
     )
     (server,) = fake.servers.values()
-    assert server["user_data"] == cloudinit.user_data(public)
+    user_data = yaml.safe_load(server["user_data"])
+    assert user_data["users"][0]["ssh_authorized_keys"] == [public] and user_data["disable_root"] is True
+    pinned = (STATE / "known_hosts").read_text()
+    kind, blob = user_data["ssh_keys"]["ed25519_public"].split()[:2]
+    assert f"[127.0.0.1]:{SSH_PORT} {kind} {blob}" in pinned  # pinned before the first contact
     assert server["labels"]["managed-by"] == "framework-lab"
     assert [line for line in fake.calls("POST")] == ["POST /v1/firewalls", "POST /v1/servers"]
     assert in_state(NAME)
