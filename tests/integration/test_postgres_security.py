@@ -137,7 +137,7 @@ def tcp_login(engine: docker.DockerClient, secret: Path, user: str, database: st
         code = container.wait(timeout=60)["StatusCode"]
         return code, container.logs().decode()
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # with its anonymous volume (the image declares one)
 
 
 def test_the_password_is_never_on_a_command_line_in_the_log_or_in_the_statistics(lab, engine, home):
@@ -236,7 +236,7 @@ def solo(lab, engine, tmp_path) -> Iterator:
         yield start
     finally:
         for container in started:
-            container.remove(force=True)
+            container.remove(force=True, v=True)  # with its anonymous volume (the image declares one)
         volume.remove(force=True)
 
 
