@@ -19,9 +19,8 @@ from pathlib import Path
 from lab.cloud import plan
 from lab.cloud.providers import Api, Id, Server
 from lab.cloud.state import Record, State, remove_facts, write_facts
-from lab.deploy.target import known_hosts_name
 from lab.errors import Exit, LabError
-from lab.vm import cloudinit, commands, keys, ready
+from lab.vm import cloudinit, keys, ready
 from lab.vm.keys import HostKey, KeyPair
 
 Say = Callable[[str], None]
@@ -50,11 +49,6 @@ class Made:
 class Ports:
     ssh: int = plan.SSH_PORT
     http: int = plan.HTTP_PORT
-
-
-def forget_host_argv(known_hosts: Path, host: str, port: int) -> list[str]:
-    """Drop a host's old key from the lab's known_hosts: cloud addresses are handed out again."""
-    return commands.ssh_keygen_forget(known_hosts, known_hosts_name(host, port))
 
 
 def forget_host(state_dir: Path, host: str | None, port: int) -> None:

@@ -11,11 +11,11 @@ it sees the disk).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
 
+from lab.state import atomic_write
 from lab.vm.keys import HostKey
 
 USER = "lab"
@@ -46,17 +46,11 @@ def meta_data(instance_id: str, hostname: str) -> str:
     return yaml.safe_dump({"instance-id": instance_id, "local-hostname": hostname}, sort_keys=False)
 
 
-def write_private(path: Path, text: str) -> None:
-    """A file only its owner reads, from its first byte on."""
-    path.unlink(missing_ok=True)
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
-        file.write(text)
-
-
 def write_seed(
     seed_dir: Path, public_key: str, host_key: HostKey, instance_id: str, hostname: str, user: str = USER
 ) -> None:
     seed_dir.mkdir(parents=True, exist_ok=True)
     seed_dir.chmod(0o700)
-    write_private(seed_dir / "user-data", user_data(public_key, host_key, user))
-    write_private(seed_dir / "meta-data", meta_data(instance_id, hostname))
+    # Only its owner reads the seed (it holds the host's private key), from its first byte on.
+    atomic_write(seed_dir / "user-data", user_data(public_key, host_key, user), 0o600)
+    atomic_write(seed_dir / "meta-data", meta_data(instance_id, hostname), 0o600)

@@ -16,6 +16,7 @@ from lab.cloud import token as tokenlib
 from lab.deploy import target as targetlib
 from lab.errors import Exit, LabError
 from lab.vm import cloudinit, keys
+from lab.vm import commands as vmcommands
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG76aZEj5tijJjmbArjk9mbg5PnAS1lq4kQcBXWUxu6s framework-lab"
 HOST_KEY = keys.HostKey(
@@ -279,8 +280,16 @@ def test_remove_facts_leaves_a_local_stand_in_alone(tmp_path):
 
 
 def test_forget_host_argv():
-    assert lifecycle.forget_host_argv(Path("/k"), "203.0.113.7", 22) == ["ssh-keygen", "-f", "/k", "-R", "203.0.113.7"]
-    assert lifecycle.forget_host_argv(Path("/k"), "127.0.0.1", 2222)[-1] == "[127.0.0.1]:2222"
+    """Cloud addresses are handed out again: the old key goes (keys.forget_host_key runs this argv)."""
+    forget = vmcommands.ssh_keygen_forget
+    assert forget(Path("/k"), keys.known_hosts_name("203.0.113.7", 22)) == [
+        "ssh-keygen",
+        "-f",
+        "/k",
+        "-R",
+        "203.0.113.7",
+    ]
+    assert forget(Path("/k"), keys.known_hosts_name("127.0.0.1", 2222))[-1] == "[127.0.0.1]:2222"
 
 
 def test_removed_summary():
