@@ -22,11 +22,11 @@ from lab.deploy import target as target_lib
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
 from lab.local import Lab
+from lab.machines import cli as machines_cli
 from lab.options import Frameworks, HostOption, JsonFlag, KeyOption, VmOption, default_vm_name
 from lab.verify import local as local_verify
 from lab.verify import remote as remote_verify
 from lab.verify import report
-from lab.vm import cli as vm_cli
 
 app = typer.Typer(
     help="framework-lab: Python web frameworks, one contract, behind nginx with PostgreSQL.",
@@ -36,7 +36,7 @@ app = typer.Typer(
 )
 console = Console(stderr=True, soft_wrap=True)  # messages are never wrapped mid-line
 out = Console()
-app.add_typer(vm_cli.app, name="vm")
+app.add_typer(machines_cli.app, name="vm")
 app.add_typer(bench_cli.app, name="bench")
 
 

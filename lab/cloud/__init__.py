@@ -6,8 +6,10 @@
 - `ratelimit`    waits out 429 answers for as long as the API says, within bounds
 - `digitalocean` the DigitalOcean API through pydo
 - `hetzner`      the Hetzner Cloud API through hcloud
-- `providers`    picks one of the two, with its endpoint
-- `state`        `.lab/cloud.json` (what the lab created) and `.lab/vm/<name>/vm.json` (how to reach it)
+- `providers`    what the lab asks of either provider (Api), and its endpoint
+- `connect`      connects to one of the two, with its token
+- `state`        `.lab/cloud.json` (what the lab created) and each server's machine record (how to reach it)
 - `lifecycle`    create (cleaning up after any failure or Ctrl-C), destroy, destroy everything the lab made
-- `cli`          what `lab vm create|list|destroy` do (declared in lab/vm/cli.py)
+- `server`       one cloud server as a lab.vm.base.Machine (CloudServer)
+- `cli`          what `lab vm create|list|destroy` do (declared in lab/machines/cli.py)
 """

@@ -1,4 +1,5 @@
-"""What `lab vm create`, `lab vm list` and `lab vm destroy` do (their options are declared in lab/vm/cli.py)."""
+"""What `lab vm create`, `lab vm list` and `lab vm destroy` do for cloud servers (their options are declared in
+lab/machines/cli.py)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from lab.cloud import lifecycle, plan, providers, state
+from lab.cloud import connect, lifecycle, plan, providers, state
 from lab.cloud import token as tokenlib
+from lab.cloud.server import CloudServer
 from lab.errors import Exit, LabError
 from lab.settings import Settings
-from lab.vm import cloudinit, keys, ready
+from lab.vm import base, cloudinit, keys, ready
 
-POLL = 2.0  # seconds between two looks at a server that is starting
+POLL = connect.POLL
 TIMEOUT = 600.0  # default --timeout: until the server is active and SSH, cloud-init and sudo answer
 # For testing against a stand-in that is not on ports 22 and 80: where a created VM's SSH and HTTP are.
 PORT_VARIABLES = {"ssh": "LAB_CLOUD_SSH_PORT", "http": "LAB_CLOUD_HTTP_PORT"}
@@ -81,12 +83,11 @@ def create(
     store = state.State.load(settings.state_dir)
     if s.name in store.vms:
         raise LabError(f"there is a cloud VM named {s.name} already", Exit.USAGE, hint=f"lab vm destroy {s.name}")
-    token = tokenlib.load(s.info.token_variable, env, token_file)
 
     def say(message: str) -> None:
         console.print(f"[dim]lab vm:[/] {message}", highlight=False)
 
-    api = providers.connect(s.provider, token, env, say, poll=POLL)
+    api = connect.with_token(s.provider, env, token_file, say)
     price = api.price(s)
     console.print(
         f"{s.info.title}: [bold]{s.size}[/] in {s.region} ({s.image}) costs [bold]{price.show()}[/], "
@@ -103,9 +104,9 @@ def create(
         if not typer.confirm(f"create {s.name}?", default=False, err=True):
             raise LabError("nothing was created", Exit.USAGE)
     record = lifecycle.create(api, s, pair, store, wait_ready(console), timeout=timeout, ports=ports(env), say=say)
-    facts = state.facts_file(settings.state_dir, s.name)
+    facts = base.record_file(settings.state_dir, s.name)
     console.print(f"[green]lab vm: {s.name} created on {s.info.title}[/] at {record.ip}")
-    console.print(f"  ssh:    lab vm ssh --name {s.name}")
+    console.print(f"  ssh:    lab vm ssh --vm {s.name}")
     console.print(f"  deploy: lab deploy --vm {s.name}   then: lab verify --vm {s.name}")
     console.print(f"  remove: lab vm destroy {s.name}   (it costs {price.show()} until then)")
     out.print_json(facts.read_text())
@@ -185,25 +186,8 @@ def destroy(
     def say(message: str) -> None:
         console.print(f"[dim]lab vm:[/] {message}", highlight=False)
 
-    def connect(which: str) -> providers.Api:
-        token = tokenlib.load(plan.PROVIDERS[which].token_variable, env, token_file)
-        return providers.connect(which, token, env, say, poll=POLL)
-
-    if name:
-        record = store.vms.get(name)
-        if record is None and provider is None:
-            if (settings.state_dir / "vm" / name / "vm.json").exists():
-                raise LabError(f"{name} is a local stand-in VM", Exit.USAGE, hint=f"lab vm down --name {name}")
-            raise LabError(
-                f"the lab's state has no cloud VM named {name}",
-                Exit.USAGE,
-                hint="give --provider to look for it by its tag or label",
-            )
-        which = provider or record.provider  # type: ignore[union-attr]
-        if record and record.provider != which:
-            raise LabError(f"{name} is on {record.provider}, not {which}", Exit.USAGE)
-        removed = lifecycle.destroy(connect(which), store, name, say=say)
-        out.print(f"lab vm: {name} destroyed on {plan.PROVIDERS[which].title}: removed {removed.show()}")
+    if name:  # a local machine of that name was refused before (lab.vm.base.check_removal)
+        out.print(f"lab vm: {name} {CloudServer(settings, name, token_file, env, provider).remove(say)}")
         return
 
     if token_file and provider is None:
@@ -219,7 +203,7 @@ def destroy(
                 raise LabError(f"the lab has VMs on {info.title} but {info.token_variable} is not set", Exit.USAGE)
             console.print(f"lab vm: {info.title} skipped ({info.token_variable} is not set)")
             continue
-        api = connect(which)
+        api = connect.with_token(which, env, token_file, say)
         found.append((api, lifecycle.find_all(api, store, fingerprint)))
     for api, doomed in found:
         if doomed.empty:

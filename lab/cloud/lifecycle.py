@@ -20,7 +20,7 @@ from lab.cloud import plan
 from lab.cloud.providers import Api, Id, Server
 from lab.cloud.state import Record, State, remove_facts, write_facts
 from lab.errors import Exit, LabError
-from lab.vm import cloudinit, keys, ready
+from lab.vm import base, cloudinit, keys, ready
 from lab.vm.keys import HostKey, KeyPair
 
 Say = Callable[[str], None]
@@ -105,8 +105,8 @@ def create(
     if s.name in state.vms:
         raise LabError(f"there is a cloud VM named {s.name} already", Exit.USAGE, hint=f"lab vm destroy {s.name}")
     state_dir = state.path.parent
-    if (state_dir / "vm" / s.name / "vm.json").exists():
-        raise LabError(f"{s.name} is the name of a local stand-in VM", Exit.USAGE, hint="choose another --name")
+    if base.record_file(state_dir, s.name).exists():
+        raise LabError(f"{s.name} is the name of a local stand-in VM", Exit.USAGE, hint="choose another --vm")
     started = clock()
     deadline = started + timeout
     host_key = host_key or keys.make_host_key(f"{s.name} host key")

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from lab.errors import Exit, LabError
-from lab.vm import cloudinit, machine
+from lab.vm import base, cloudinit
 from lab.vm.keys import HostKey
 
 TAG = "framework-lab"  # DigitalOcean: the tag on every droplet the lab creates
@@ -99,7 +99,7 @@ def spec(
     image: str | None = None,
 ) -> Spec:
     info = provider(provider_name)
-    name = machine.check_name(name or default_name(info.name))
+    name = base.check_name(name or default_name(info.name))
     return Spec(info.name, name, region or info.region, size or info.size, image or info.image)
 
 

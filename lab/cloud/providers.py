@@ -1,4 +1,5 @@
-"""What the lab asks of a cloud provider, the same for both, and how it connects to one.
+"""What the lab asks of a cloud provider, the same for both, and where it connects to (the connection itself
+is lab.cloud.connect's, which picks one of the two implementations).
 
 The endpoint is the provider's own, or `LAB_DIGITALOCEAN_ENDPOINT` / `LAB_HCLOUD_ENDPOINT` for testing
 against a fake or a proxy: https, or plain http to this machine only, so a token never crosses a network
@@ -8,13 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from lab.cloud import plan
-from lab.cloud.ratelimit import Limits
 from lab.cloud.token import Token
 from lab.errors import Exit, LabError
 
@@ -92,28 +92,6 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def connect(
-    provider_name: str,
-    token: Token,
-    env: Mapping[str, str] | None = None,
-    say: Callable[[str], None] | None = None,
-    limits: Limits | None = None,
-    poll: float = 2.0,
-) -> Api:
-    info = plan.provider(provider_name)
-    url = endpoint(info, env)
-    limits = limits or Limits(f"the {info.title} API")
-    limits.say = limits.say or say
-    if info.name == "digitalocean":
-        from lab.cloud.digitalocean import DigitalOcean
-
-        return DigitalOcean(token, url, limits, poll)
-    from lab.cloud.hetzner import Hetzner
-
-    limits.refill_window = limits.refill_window or 3600.0
-    return Hetzner(token, url, limits, poll)
 
 
 def refused(token: Token, status: int, reason: str, message: str) -> LabError:

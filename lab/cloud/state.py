@@ -1,5 +1,5 @@
-"""What the lab created in the clouds, in `.lab/cloud.json`, and how to reach each server, in
-`.lab/vm/<name>/vm.json` (the file `lab deploy --vm NAME` and `lab verify --vm NAME` read).
+"""What the lab created in the clouds, in `.lab/cloud.json`, and how to reach each server, in its machine record
+(lab.vm.base: the file `lab deploy --vm NAME` and `lab verify --vm NAME` read).
 
 cloud.json: {"vms": {name: {provider, name, region, size, image, server_id, firewall_id, key_id, ip,
 status, created_at}}, "keys": {provider: {"id", "fingerprint"}}}. A key is listed only when the lab
@@ -17,7 +17,7 @@ from typing import Any
 from lab.cloud import plan
 from lab.cloud.providers import Id
 from lab.errors import Exit, LabError
-from lab.vm import cloudinit
+from lab.vm import base, cloudinit
 
 FILE = "cloud.json"
 
@@ -99,10 +99,6 @@ class State:
         self.save()
 
 
-def facts_file(state_dir: Path, name: str) -> Path:
-    return state_dir / "vm" / name / "vm.json"
-
-
 def facts(record: Record, key: Path, ssh_port: int, http_port: int) -> dict[str, Any]:
     """What lab.deploy.target.from_vm reads, plus where the server is."""
     return {
@@ -118,31 +114,29 @@ def facts(record: Record, key: Path, ssh_port: int, http_port: int) -> dict[str,
 
 
 def write_facts(state_dir: Path, record: Record, key: Path, ssh_port: int, http_port: int) -> Path:
-    path = facts_file(state_dir, record.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(facts(record, key, ssh_port, http_port), indent=2) + "\n")
-    return path
+    return base.write(state_dir, record.name, facts(record, key, ssh_port, http_port))
+
+
+def _record(state_dir: Path, name: str) -> tuple[base.Kind | None, dict[str, Any]]:
+    """A machine's kind and record; no kind when it has no record or a damaged one."""
+    try:
+        data = base.read(state_dir, name)
+        return (base.kind_of(data), data) if data is not None else (None, {})
+    except (LabError, ValueError):
+        return None, {}
 
 
 def remove_facts(state_dir: Path, name: str) -> None:
     """The VM's folder, when it is a cloud VM's (a local stand-in's is `lab vm down`'s to remove)."""
-    path = facts_file(state_dir, name)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    if isinstance(data, dict) and data.get("provider"):
-        shutil.rmtree(path.parent, ignore_errors=True)
+    if _record(state_dir, name)[0] == base.Kind.CLOUD:
+        shutil.rmtree(base.folder(state_dir, name), ignore_errors=True)
 
 
 def local_vms(state_dir: Path) -> list[dict[str, Any]]:
-    """The local stand-ins' facts (vm.json without a provider)."""
+    """The local machines' records (the container stand-ins' and full VMs')."""
     found = []
-    for path in sorted((state_dir / "vm").glob("*/vm.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and "provider" not in data:
+    for name in base.names(state_dir):
+        kind, data = _record(state_dir, name)
+        if kind in (base.Kind.CONTAINER, base.Kind.QEMU):
             found.append(data)
     return found

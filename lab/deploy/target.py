@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab.errors import Exit, LabError
+from lab.vm import base
 
 _TARGET = re.compile(
     r"^(?P<user>[a-z_][a-z0-9_.-]*)@(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d{1,5}))?$"
@@ -65,18 +65,15 @@ def parse(spec: str, key: Path | None = None) -> Target:
 
 
 def from_vm(state_dir: Path, name: str) -> Target:
-    """The VM `lab vm up` (or `lab vm create`) recorded in .lab/vm/<name>/vm.json."""
-    record = state_dir / "vm" / name / "vm.json"
-    if not record.exists():
-        raise LabError(f"no VM named {name!r} is up", Exit.USAGE, hint=f"start it with `lab vm up --name {name}`")
-    facts = json.loads(record.read_text())
+    """The machine (of any kind) `lab vm up` or `lab vm create` recorded (lab.vm.base)."""
+    at = base.endpoint(state_dir, name)
     return Target(
-        user=facts["user"],
-        host=facts["host"],
-        port=int(facts["ssh_port"]),
-        key=Path(facts["key"]),
-        http_url=f"http://{facts['host']}:{facts['http_port']}",
-        name=facts["name"],
+        user=at.user,
+        host=at.host,
+        port=at.ssh_port,
+        key=at.key,
+        http_url=at.url,
+        name=at.name,
         pinned=True,  # lab vm up / lab vm create gave it its host key through cloud-init
     )
 

@@ -140,7 +140,7 @@ def prune(state_dir: Path, keep: set[Path]) -> list[Path]:
 
 
 def _enable_networkd(rootfs: Path) -> None:
-    image._run(
+    image.run_step(
         ["chroot", str(rootfs), "systemctl", "enable", "systemd-networkd.service"],
         "enabling systemd-networkd",
         env=image.APT_ENV,
@@ -175,7 +175,7 @@ def prepare_tree(rootfs: Path, recipe: Recipe, say: Say) -> None:
 
 
 def build(state_dir: Path, recipe: Recipe, say: Say) -> Images:
-    image._check_tools()
+    image.check_build_tools()
     target = folder_for(state_dir, recipe)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="lab-vm-disk-", dir="/var/tmp"))
@@ -183,7 +183,7 @@ def build(state_dir: Path, recipe: Recipe, say: Say) -> Images:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         say(f"debootstrap --variant=minbase {recipe.suite} from {recipe.mirror} …")
-        image._run(labcommands.debootstrap(recipe.suite, rootfs, recipe.mirror), f"debootstrap {recipe.suite}")
+        image.run_step(labcommands.debootstrap(recipe.suite, rootfs, recipe.mirror), f"debootstrap {recipe.suite}")
         prepare_tree(rootfs, recipe, say)
         kernel, initrd = _boot_files(rootfs)
         shutil.copyfile(kernel, staging / KERNEL)
@@ -192,8 +192,8 @@ def build(state_dir: Path, recipe: Recipe, say: Say) -> Images:
             raise LabError(f"{tmp} still has mounts")
         raw = tmp / "root.raw"
         say(f"making the root file system ({qemu.ROOT_FS_SIZE}, ext4) and the qcow2 base disk …")
-        image._run(qemu.mke2fs(rootfs, raw), "mke2fs")
-        image._run(qemu.qemu_img_convert(raw, staging / BASE), "qemu-img convert")
+        image.run_step(qemu.mke2fs(rootfs, raw), "mke2fs")
+        image.run_step(qemu.qemu_img_convert(raw, staging / BASE), "qemu-img convert")
         (staging / RECIPE_FILE).write_text(json.dumps({"digest": digest(recipe), "suite": recipe.suite}) + "\n")
         shutil.rmtree(target, ignore_errors=True)
         os.rename(staging, target)

@@ -26,7 +26,8 @@ from rich.console import Console
 from lab import portcheck
 from lab.errors import Exit, LabError
 from lab.settings import Settings
-from lab.vm import cloudinit, disk, hosttools, keys, machine, qemu, ready
+from lab.vm import base, cloudinit, disk, hosttools, keys, machine, qemu, ready
+from lab.vm.base import Kind
 
 READY_TIMEOUT = 300.0  # boot → SSH takes a minute under TCG; cloud-init's first boot some more
 STOP_TIMEOUT = 30.0
@@ -52,7 +53,7 @@ class Spec:
         except FileNotFoundError:
             return None
         except (ValueError, TypeError):
-            raise LabError(f"{folder / SPEC_FILE} is damaged", hint=f"lab vm down --name {folder.name}") from None
+            raise LabError(f"{folder / SPEC_FILE} is damaged", hint=f"lab vm down {folder.name}") from None
 
     def save(self, folder: Path) -> None:
         (folder / SPEC_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -135,7 +136,7 @@ def write_seed_iso(seed_dir: Path, iso: Path, public_key: str, host_key: keys.Ho
 
 
 def _conflicts(vm: machine.Vm, spec: Spec, ssh_port, http_port, key, memory_mib, cpus) -> list[str]:
-    found = machine._conflicts(vm, ssh_port, http_port, key)
+    found = machine.conflicts(vm, ssh_port, http_port, key)
     for what, want, have in (("memory", memory_mib, spec.memory_mib), ("cpus", cpus, spec.cpus)):
         if want is not None and want != have:
             found.append(f"{what} {have} (not {want})")
@@ -149,7 +150,7 @@ def _wait(
         return ready.wait(vm.target(settings), timeout, console, started)
     except LabError as exc:
         raise LabError(
-            exc.message, exc.code, hint=f"its serial console is in {log}; `lab vm down --name {vm.name}` removes it"
+            exc.message, exc.code, hint=f"its serial console is in {log}; `lab vm down {vm.name}` removes it"
         ) from None
 
 
@@ -170,13 +171,13 @@ def up(
     def say(message: str) -> None:
         console.print(f"[dim]lab vm:[/] {message}")
 
-    machine.check_name(name)
+    base.check_name(name)
     vm = machine.load(settings, name)
     if vm is not None and vm.kind != machine.QEMU:
         raise LabError(
             f"{name} exists as a {vm.kind} VM, not a full one",
             Exit.USAGE,
-            hint=f"lab vm down --name {name} first, or choose another --name",
+            hint=f"lab vm down {name} first, or choose another --vm",
         )
     recipe = disk.recipe(settings.debian_mirror)
     where = paths(settings, name)
@@ -186,14 +187,12 @@ def up(
     else:
         spec = Spec.load(machine.state_dir(settings, name))
         if spec is None:
-            raise LabError(
-                f"{name}'s qemu.json is missing", hint=f"lab vm down --name {name}, then lab vm up --full again"
-            )
+            raise LabError(f"{name}'s qemu.json is missing", hint=f"lab vm down {name}, then lab vm up --full again")
         if conflicts := _conflicts(vm, spec, ssh_port, http_port, key, memory_mib, cpus):
             raise LabError(
                 f"{name} already exists with {', '.join(conflicts)}",
                 Exit.USAGE,
-                hint=f"lab vm down --name {name} first to change them",
+                hint=f"lab vm down {name} first to change them",
             )
         built = None
         started = time.monotonic()
@@ -264,7 +263,7 @@ def _create(
         keys.pin_host_key(keys.known_hosts_file(settings.state_dir), machine.HOST, ssh_port, host_key.public)
         _run(qemu.qemu_img_overlay(images.base, where["disk"]), "qemu-img create (the VM's overlay)")
         spec.save(folder)
-        machine.facts_file(settings, name).write_text(json.dumps(vm.facts(), indent=2) + "\n")
+        machine.save(settings, vm)
         say(f"booting {name} under qemu (TCG, {cpus} vCPUs, {memory_mib} MiB); console log in {where['console_log']}")
         _start(spec.argv, name)
     except BaseException:
@@ -277,9 +276,9 @@ def _create(
 def _images_in_use(settings: Settings) -> set[Path]:
     """The image folders that full VMs recorded in this state use."""
     used = set()
-    for folder in (settings.state_dir / "vm").glob("*"):
+    for name in base.names(settings.state_dir):
         with contextlib.suppress(LabError):
-            if spec := Spec.load(folder):
+            if spec := Spec.load(machine.state_dir(settings, name)):
                 used.add(Path(spec.images))
     return used
 
@@ -317,3 +316,37 @@ def status(settings: Settings, vm: machine.Vm) -> dict[str, object]:
     if pid:
         row["ssh"] = machine.ssh_answers(settings, vm)
     return row
+
+
+@dataclass(frozen=True)
+class FullVm:
+    """A full VM under qemu, as a lab.vm.base.Machine."""
+
+    settings: Settings
+    name: str
+    kind: Kind = Kind.QEMU
+
+    @property
+    def record(self) -> Path:
+        return machine.facts_file(self.settings, self.name)
+
+    def endpoint(self) -> base.Endpoint:
+        return base.endpoint(self.settings.state_dir, self.name)
+
+    def status(self) -> dict[str, object]:
+        vm = machine.load(self.settings, self.name)
+        if vm is None:
+            return {"name": self.name, "kind": self.kind, "state": "absent"}
+        return status(self.settings, vm)
+
+    def check_running(self) -> None:
+        """Say so when its qemu is not running, rather than leave it to ssh's "connection refused"."""
+        if not running(self.settings, self.name):
+            raise LabError(
+                f"{self.name} (a full VM) is not running",
+                Exit.FAILED,
+                hint=f"lab vm up --vm {self.name} boots it again",
+            )
+
+    def remove(self, say: base.Say) -> str:
+        return "removed" if down(self.settings, self.name) else "was not there"

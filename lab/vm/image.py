@@ -78,7 +78,8 @@ def ensure(engine: docker.DockerClient, recipe: Recipe, image: str, say: Say) ->
     return time.monotonic() - started
 
 
-def _check_tools() -> None:
+def check_build_tools() -> None:
+    """Building an image (the container's, or the full VM's disk) needs root and debootstrap."""
     if os.geteuid() != 0:
         raise LabError(
             "building the VM image needs root (debootstrap, chroot and mount)",
@@ -93,7 +94,8 @@ def _check_tools() -> None:
         )
 
 
-def _run(argv: Sequence[str], what: str, env: dict[str, str] | None = None, stdin=None) -> None:
+def run_step(argv: Sequence[str], what: str, env: dict[str, str] | None = None, stdin=None) -> None:
+    """Run one step of an image build; its output's last lines in the error when it fails."""
     try:
         result = subprocess.run(list(argv), capture_output=True, text=True, env=env, stdin=stdin)
     except FileNotFoundError:
@@ -169,17 +171,17 @@ def install(rootfs: Path, recipe: Recipe, say: Say) -> None:
     (rootfs / "proc").mkdir(exist_ok=True)
     (rootfs / "dev/pts").mkdir(parents=True, exist_ok=True)
     try:
-        _run(commands.mount_proc(rootfs / "proc"), "mounting /proc in the chroot")
-        _run(commands.mount_bind(Path("/dev/pts"), rootfs / "dev/pts"), "mounting /dev/pts in the chroot")
+        run_step(commands.mount_proc(rootfs / "proc"), "mounting /proc in the chroot")
+        run_step(commands.mount_bind(Path("/dev/pts"), rootfs / "dev/pts"), "mounting /dev/pts in the chroot")
         say("apt-get update in the chroot …")
-        _run(commands.apt_get(rootfs, "update"), "apt-get update", env=APT_ENV)
+        run_step(commands.apt_get(rootfs, "update"), "apt-get update", env=APT_ENV)
         say(f"installing {len(recipe.packages)} packages (no recommends, no Docker) …")
-        _run(
+        run_step(
             commands.apt_get(rootfs, "install", "--no-install-recommends", *recipe.packages),
             "apt-get install",
             env=APT_ENV,
         )
-        _run(commands.chroot(rootfs, "passwd", "--lock", "root"), "locking root's password", env=APT_ENV)
+        run_step(commands.chroot(rootfs, "passwd", "--lock", "root"), "locking root's password", env=APT_ENV)
     finally:
         left = unmount_all(rootfs)
         if left:
@@ -192,7 +194,7 @@ def import_tree(engine: docker.DockerClient, rootfs: Path, recipe: Recipe, image
     previous = engine.images.get(image).id if recipe_of(engine, image) is not None else None
     tar = subprocess.Popen(labcommands.tar_rootfs(rootfs), stdout=subprocess.PIPE)
     try:
-        _run(commands.docker_import(staging, recipe.labels), f"docker import of {image}", stdin=tar.stdout)
+        run_step(commands.docker_import(staging, recipe.labels), f"docker import of {image}", stdin=tar.stdout)
     finally:
         tar.stdout.close()  # type: ignore[union-attr]
         tar.wait()
@@ -209,12 +211,12 @@ def import_tree(engine: docker.DockerClient, rootfs: Path, recipe: Recipe, image
 
 
 def build(engine: docker.DockerClient, recipe: Recipe, image: str, say: Say) -> None:
-    _check_tools()
+    check_build_tools()
     tmp = Path(tempfile.mkdtemp(prefix="lab-vm-rootfs-", dir="/var/tmp"))
     rootfs = tmp / "rootfs"
     try:
         say(f"debootstrap --variant=minbase {recipe.suite} from {recipe.mirror} …")
-        _run(labcommands.debootstrap(recipe.suite, rootfs, recipe.mirror), f"debootstrap {recipe.suite}")
+        run_step(labcommands.debootstrap(recipe.suite, rootfs, recipe.mirror), f"debootstrap {recipe.suite}")
         policy = rootfs / "usr/sbin/policy-rc.d"
         policy.write_text(POLICY_RC_D)
         policy.chmod(0o755)

@@ -1,15 +1,12 @@
-"""One VM stand-in: its state in `.lab/vm/<name>/` (the cloud-init seed and vm.json) and its container.
-
-vm.json holds what a deploy needs to reach it: {"name", "host", "user", "ssh_port", "http_port", "key"}, the
-Debian release it runs ("debian": "12" or "13"; a record without it is 13), and `"kind": "qemu"` for a full VM
-(`lab vm up --full`), which full.py runs; up, down and status hand it over there.
+"""The container stand-in (`lab vm up`): its state in `.lab/vm/<name>/` (the cloud-init seed and vm.json) and
+its container. `Vm` is the record of a local machine, the container's or a full VM's (full.py):
+{"name", "host", "user", "ssh_port", "http_port", "key"} (lab.vm.base), the Debian release it runs
+("debian": "12" or "13"; a record without it is 13), and `"kind": "qemu"` for a full VM.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import re
 import shutil
 import subprocess
 import time
@@ -27,19 +24,19 @@ from lab import engine as labengine
 from lab import portcheck
 from lab.errors import Exit, LabError
 from lab.settings import Settings
-from lab.vm import cloudinit, commands, image, keys, ready
+from lab.vm import base, cloudinit, commands, image, keys, ready
+from lab.vm.base import Kind
 from lab.vm.recipe import DEBIAN, DIGEST_LABEL, RELEASES, image_for, recipe
 
-NAME = "framework-lab-vm"
+NAME = base.DEFAULT_NAME
 HOST = "127.0.0.1"  # published on loopback only
 SSH_PORT = 2222
 HTTP_PORT = 8081
 READY_TIMEOUT = 90.0
-CONTAINER, QEMU = "container", "qemu"  # the kinds of VM: a systemd container, or a full VM under qemu
+CONTAINER, QEMU = Kind.CONTAINER, Kind.QEMU  # the local kinds: a systemd container, or a full VM under qemu
 KINDS = (CONTAINER, QEMU)
 QEMU_SPEC = "qemu.json"  # beside vm.json for a full VM: how to start its qemu again (full.py)
 QEMU_CONSOLE = "console.log"  # beside vm.json for a full VM: its serial console
-_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # a container name that is also a host name
 
 Say = Callable[[str], None]
 
@@ -75,20 +72,12 @@ class Vm:
 
     @classmethod
     def from_facts(cls, data: dict) -> Vm:
-        kind = data.get("kind", CONTAINER)
+        kind = base.kind_of(data)
         debian = str(data.get("debian", DEBIAN))  # records made before there were two releases are Debian 13
         if kind not in KINDS or debian not in RELEASES:
             raise ValueError(kind)
-        return cls(
-            data["name"],
-            int(data["ssh_port"]),
-            int(data["http_port"]),
-            Path(data["key"]),
-            data["host"],
-            data["user"],
-            kind,
-            debian,
-        )
+        at = base.Endpoint.of(data)
+        return cls(at.name, at.ssh_port, at.http_port, at.key, at.host, at.user, kind, debian)
 
     def target(self, settings: Settings) -> ready.Target:
         return ready.Target(self.key, self.ssh_port, self.user, self.host, keys.known_hosts_file(settings.state_dir))
@@ -105,19 +94,11 @@ class Up:
 
 
 def state_dir(settings: Settings, name: str) -> Path:
-    return settings.state_dir / "vm" / name
+    return base.folder(settings.state_dir, name)
 
 
 def facts_file(settings: Settings, name: str) -> Path:
-    return state_dir(settings, name) / "vm.json"
-
-
-def check_name(name: str) -> str:
-    if not _NAME.fullmatch(name):
-        raise LabError(
-            f"--name {name!r}: use 1-63 lower-case letters, digits and '-' (it is also the host name)", Exit.USAGE
-        )
-    return name
+    return base.record_file(settings.state_dir, name)
 
 
 def check_debian(debian: str) -> str:
@@ -136,12 +117,18 @@ def check_ports(ssh_port: int, http_port: int) -> None:
 
 
 def load(settings: Settings, name: str) -> Vm | None:
-    try:
-        return Vm.from_facts(json.loads(facts_file(settings, name).read_text()))
-    except FileNotFoundError:
+    """The record of a local machine (a container's or a full VM's); None when there is none."""
+    data = base.read(settings.state_dir, name)
+    if data is None:
         return None
+    try:
+        return Vm.from_facts(data)
     except (ValueError, KeyError, TypeError):
-        raise LabError(f"{facts_file(settings, name)} is damaged", hint=f"lab vm down --name {name}") from None
+        raise base.damaged(settings.state_dir, name) from None
+
+
+def save(settings: Settings, vm: Vm) -> Path:
+    return base.write(settings.state_dir, vm.name, vm.facts())
 
 
 def find(engine: docker.DockerClient, name: str) -> Container | None:
@@ -154,7 +141,7 @@ def find(engine: docker.DockerClient, name: str) -> Container | None:
         raise LabError(
             f"a container named {name} exists but is not a lab VM; the lab leaves it alone",
             Exit.USAGE,
-            hint="choose another --name",
+            hint="choose another --vm",
         )
     return container
 
@@ -170,7 +157,7 @@ def _docker(argv: list[str], what: str) -> None:
         raise LabError(f"{what} failed: {message}", code)
 
 
-def _conflicts(
+def conflicts(
     vm: Vm, ssh_port: int | None, http_port: int | None, key: Path | None, debian: str | None = None
 ) -> list[str]:
     wanted = {
@@ -190,29 +177,20 @@ def up(
     http_port: int | None = None,
     key: Path | None = None,
     timeout: float | None = None,
-    full: bool = False,
     memory_mib: int | None = None,
     cpus: int | None = None,
     debian: str | None = None,
 ) -> Up:
-    """Create and start the VM (building its image if needed), or start it again, or leave it be if it is
-    up; then wait until it is ready. A full VM under qemu with `full`, or when the one of that name is one.
-    `debian` (a key of RELEASES, default DEBIAN) is the release of a new VM; an existing one must match."""
+    """Create and start the container (building its image if needed), or start it again, or leave it be if it
+    is up; then wait until it is ready. `debian` (a key of RELEASES, default DEBIAN) is the release of a new
+    one; an existing one must match. (A full VM is full.up's: lab.machines.registry.up picks.)"""
 
     def say(message: str) -> None:
         console.print(f"[dim]lab vm:[/] {message}")
 
-    check_name(name)
+    base.check_name(name)
     if debian is not None:
         check_debian(debian)
-    if full or is_qemu(settings, name):
-        from lab.vm import full as fullvm  # it builds on this module
-
-        if debian not in (None, DEBIAN):  # its disk recipe (disk.py) is built and tested for one release
-            raise LabError(f"a full VM (--full) is Debian {DEBIAN}; --debian {debian} is for the container", Exit.USAGE)
-
-        wait = fullvm.READY_TIMEOUT if timeout is None else timeout
-        return fullvm.up(settings, console, name, ssh_port, http_port, key, memory_mib, cpus, wait)
     if memory_mib is not None or cpus is not None:
         raise LabError("--memory and --cpus are for a full VM (--full)", Exit.USAGE)
     timeout = READY_TIMEOUT if timeout is None else timeout
@@ -224,14 +202,14 @@ def up(
         if vm is None:
             raise LabError(
                 f"the container {name} exists but its state ({state_dir(settings, name)}) is gone",
-                hint=f"lab vm down --name {name}, then lab vm up",
+                hint=f"lab vm down {name}, then lab vm up",
             )
         current = recipe(settings.debian_mirror, vm.suite)
-        if conflicts := _conflicts(vm, ssh_port, http_port, key, debian):
+        if found := conflicts(vm, ssh_port, http_port, key, debian):
             raise LabError(
-                f"{name} already exists with {', '.join(conflicts)}",
+                f"{name} already exists with {', '.join(found)}",
                 Exit.USAGE,
-                hint=f"lab vm down --name {name} first to change them",
+                hint=f"lab vm down {name} first to change them",
             )
         stale = (engine.images.get(container.image.id).labels or {}).get(DIGEST_LABEL) != current.digest()
         started = time.monotonic()
@@ -286,18 +264,13 @@ def _create(
             subprocess.run(commands.docker_rm(name), capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    facts_file(settings, name).write_text(json.dumps(vm.facts(), indent=2) + "\n")
+    save(settings, vm)
     return vm, built
 
 
 def down(settings: Settings, name: str = NAME) -> bool:
-    """Remove the container with its volumes, and its state; whether there was anything to remove.
-    A full VM: stop its qemu, then remove its disk overlay, seed and state."""
-    check_name(name)
-    if is_qemu(settings, name):
-        from lab.vm import full as fullvm
-
-        return fullvm.down(settings, name)
+    """Remove the container with its volumes, and its state; whether there was anything to remove."""
+    base.check_name(name)
     engine = labengine.client()
     container = find(engine, name)
     if container:
@@ -317,13 +290,9 @@ def forget_host_key(settings: Settings, name: str) -> None:
 
 
 def status(settings: Settings, name: str = NAME) -> dict[str, object]:
-    """The VM's state, whether SSH takes the key, and its facts."""
-    check_name(name)
+    """The container's state, whether SSH takes the key, and its facts."""
+    base.check_name(name)
     vm = load(settings, name)
-    if vm and vm.kind == QEMU:
-        from lab.vm import full as fullvm
-
-        return fullvm.status(settings, vm)
     engine = labengine.client()
     container = find(engine, name)
     row: dict[str, object] = {"name": name, "kind": CONTAINER, "state": container.status if container else "absent"}
@@ -349,17 +318,6 @@ def ssh_answers(settings: Settings, vm: Vm) -> bool:
     return probe.returncode == 0
 
 
-def check_running(settings: Settings, vm: Vm) -> None:
-    """A full VM whose qemu is not running: say so, rather than leave it to ssh's "connection refused"."""
-    if vm.kind == QEMU:
-        from lab.vm import full as fullvm
-
-        if not fullvm.running(settings, vm.name):
-            raise LabError(
-                f"{vm.name} (a full VM) is not running", Exit.FAILED, hint=f"lab vm up --name {vm.name} boots it again"
-            )
-
-
 def is_qemu(settings: Settings, name: str) -> bool:
     """Whether the VM of that name is a full one: its vm.json says so, or (if that is damaged) qemu's state is
     there."""
@@ -370,3 +328,28 @@ def is_qemu(settings: Settings, name: str) -> bool:
     except LabError:
         return False
     return vm is not None and vm.kind == QEMU
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """The container stand-in, as a lab.vm.base.Machine."""
+
+    settings: Settings
+    name: str
+    kind: Kind = Kind.CONTAINER
+
+    @property
+    def record(self) -> Path:
+        return facts_file(self.settings, self.name)
+
+    def endpoint(self) -> base.Endpoint:
+        return base.endpoint(self.settings.state_dir, self.name)
+
+    def status(self) -> dict[str, object]:
+        return status(self.settings, self.name)
+
+    def check_running(self) -> None:
+        """Nothing to add: ssh says when the container does not answer."""
+
+    def remove(self, say: base.Say) -> str:
+        return "removed" if down(self.settings, self.name) else "was not there"

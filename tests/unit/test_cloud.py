@@ -296,3 +296,56 @@ def test_removed_summary():
     removed = lifecycle.Removed(servers=[1], firewalls=[2, 3])
     assert removed.show() == "1 server (1), 2 firewalls (2, 3)"
     assert lifecycle.Removed().show() == "nothing (none of it was there)"
+
+
+# -- a cloud server as a machine ------------------------------------------------------------------------------
+
+
+def test_a_cloud_server_is_a_machine_the_registry_finds(tmp_path):
+    from lab.cloud.server import CloudServer
+    from lab.machines import registry
+    from lab.settings import Settings
+    from lab.vm import base
+
+    settings = Settings(root=tmp_path)
+    store = state.State.load(settings.state_dir)
+    store.put(record())
+    key = tmp_path / "k"
+    state.write_facts(settings.state_dir, record(), key, 22, 80)
+    server = registry.load(settings, "web")
+    assert isinstance(server, CloudServer) and server.kind == base.Kind.CLOUD
+    assert server.record == base.record_file(settings.state_dir, "web")
+    assert server.endpoint() == base.Endpoint("web", "lab", "203.0.113.7", 22, 80, key)
+    row = server.status()  # from what the lab knows, without asking the provider
+    assert (row["kind"], row["state"], row["provider"], row["server_id"], row["ip"]) == (
+        "cloud",
+        "ready",
+        "hetzner",
+        11,
+        "203.0.113.7",
+    )
+    server.check_running()  # nothing known against it: ssh says when it does not answer
+    assert state.local_vms(settings.state_dir) == []
+
+
+def test_removing_a_cloud_server_the_state_does_not_know_needs_its_provider(tmp_path):
+    from lab.cloud.server import CloudServer
+    from lab.settings import Settings
+
+    with pytest.raises(LabError, match="the lab's state has no cloud VM named web") as error:
+        CloudServer(Settings(root=tmp_path), "web", env={}).remove(print)
+    assert error.value.code == Exit.USAGE and "--provider" in (error.value.hint or "")
+
+
+def test_local_machines_are_the_records_without_a_provider(tmp_path):
+    from lab.vm import base
+
+    base.write(tmp_path, "box", {"name": "box", "host": "127.0.0.1"})
+    base.write(tmp_path, "big", {"name": "big", "host": "127.0.0.1", "kind": "qemu"})
+    base.write(tmp_path, "odd", {"name": "odd", "kind": "vmware"})
+    (base.folder(tmp_path, "bad")).mkdir(parents=True)
+    base.record_file(tmp_path, "bad").write_text("{")
+    state.write_facts(tmp_path, record(), tmp_path / "k", 22, 80)
+    assert [vm["name"] for vm in state.local_vms(tmp_path)] == ["big", "box"]
+    state.remove_facts(tmp_path, "bad")  # not known to be a cloud server's: left alone
+    assert base.record_file(tmp_path, "bad").exists()

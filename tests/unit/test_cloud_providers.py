@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from lab.cloud import lifecycle, plan, providers, ratelimit, state
+from lab.cloud import connect, lifecycle, plan, providers, ratelimit, state
 from lab.cloud.token import Token
 from lab.deploy import target as targetlib
 from lab.errors import Exit, LabError
@@ -60,7 +60,7 @@ class Cloud:
     def api(self, token: str | None = None, tries: int = 5) -> providers.Api:
         limits = ratelimit.Limits("the fake API", tries=tries, sleep=self.slept.append, clock=self.fake.clock)
         env = {self.info.endpoint_variable: self.fake.endpoint}
-        return providers.connect(
+        return connect.connect(
             self.provider, Token(self.info.token_variable, token or self.fake.token), env, limits=limits, poll=0
         )
 
@@ -244,7 +244,7 @@ def test_price_is_read_from_the_api(cloud):
 def test_sizes_are_read_page_after_page(tmp_path):
     with FakeDigitalOcean() as fake:
         fake.max_per_page = 2
-        api = providers.connect(
+        api = connect.connect(
             "digitalocean", Token("DIGITALOCEAN_TOKEN", fake.token), {"LAB_DIGITALOCEAN_ENDPOINT": fake.endpoint}
         )
         assert api.price(plan.spec("digitalocean")).monthly == 12.0  # the third size: on page 2
@@ -514,6 +514,16 @@ def test_list_and_destroy_on_the_command_line(cloud):
     assert "removed 1 server" in result.stdout
     assert cloud.left() == {"servers": [], "firewalls": [], "keys": []}
     assert local.exists()  # the stand-in's state is not the cloud's to remove
+
+
+def test_down_refuses_a_cloud_server_and_destroy_takes_it_by_vm(cloud):
+    cloud.create("vm-a")
+    refused = cloud.lab("down", "vm-a")
+    assert refused.returncode == Exit.USAGE and "lab vm destroy vm-a" in refused.stderr
+    assert len(cloud.left()["servers"]) == 1
+    result = cloud.lab("destroy", "--vm", "vm-a")
+    assert result.returncode == 0, result.stderr
+    assert cloud.left() == {"servers": [], "firewalls": [], "keys": []}
 
 
 def test_destroy_all_on_the_command_line_without_the_state(cloud):

@@ -15,7 +15,7 @@ import yaml
 
 from lab.errors import Exit, LabError
 from lab.settings import Settings
-from lab.vm import cloudinit, commands, image, keys, machine, ready
+from lab.vm import base, cloudinit, commands, image, keys, machine, ready
 from lab.vm import recipe as recipelib
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -355,13 +355,13 @@ def test_parse_probe(stdout, parsed):
 
 @pytest.mark.parametrize("name", ["framework-lab-vm", "vm1", "a", "x" * 63])
 def test_good_names(name):
-    assert machine.check_name(name) == name
+    assert base.check_name(name) == name
 
 
 @pytest.mark.parametrize("name", ["", "-vm", "vm-", "VM", "vm_1", "vm.test", "x" * 64, "../etc"])
 def test_bad_names(name):
     with pytest.raises(LabError) as error:
-        machine.check_name(name)
+        base.check_name(name)
     assert error.value.code == Exit.USAGE
 
 
@@ -406,12 +406,12 @@ def test_facts_record_the_release(tmp_path):
 
 def test_options_that_differ_from_a_vm_that_exists(tmp_path):
     vm = machine.Vm("vm", 2222, 8081, tmp_path / "key")
-    assert machine._conflicts(vm, None, None, None) == []
-    assert machine._conflicts(vm, 2222, 8081, tmp_path / "key") == []
-    assert machine._conflicts(vm, 2299, None, None) == ["ssh port 2222 (not 2299)"]
-    assert len(machine._conflicts(vm, None, 9000, tmp_path / "other")) == 2
-    assert machine._conflicts(vm, None, None, None, "13") == []
-    assert machine._conflicts(vm, None, None, None, "12") == ["Debian 13 (not 12)"]
+    assert machine.conflicts(vm, None, None, None) == []
+    assert machine.conflicts(vm, 2222, 8081, tmp_path / "key") == []
+    assert machine.conflicts(vm, 2299, None, None) == ["ssh port 2222 (not 2299)"]
+    assert len(machine.conflicts(vm, None, 9000, tmp_path / "other")) == 2
+    assert machine.conflicts(vm, None, None, None, "13") == []
+    assert machine.conflicts(vm, None, None, None, "12") == ["Debian 13 (not 12)"]
 
 
 @pytest.mark.parametrize(
@@ -458,5 +458,161 @@ def test_up_with_a_bad_name_starts_nothing(tmp_path):
         [sys.executable, "-m", "lab.vm", "up", "--name", "Bad_Name"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode == Exit.USAGE
-    assert "--name 'Bad_Name'" in result.stderr
+    assert "--vm 'Bad_Name'" in result.stderr
     assert not (tmp_path / ".lab").exists()
+
+
+# -- machines of every kind: the record, the registry, the one removal rule -----------------------------------
+
+
+def write_record(settings: Settings, name: str, **fields: object) -> Path:
+    data = {"name": name, "host": "127.0.0.1", "user": "lab", "ssh_port": 2222, "http_port": 8081, "key": "/k"}
+    return base.write(settings.state_dir, name, {**data, **fields})
+
+
+def test_a_record_s_kind():
+    assert base.kind_of({"name": "a"}) == base.Kind.CONTAINER  # the records made before there were kinds
+    assert base.kind_of({"kind": "container"}) == base.Kind.CONTAINER
+    assert base.kind_of({"kind": "qemu"}) == base.Kind.QEMU
+    assert base.kind_of({"provider": "hetzner", "server_id": 1}) == base.Kind.CLOUD
+    for kind in ("vmware", "cloud"):  # "cloud" is never written: a cloud server's record names its provider
+        with pytest.raises(ValueError):
+            base.kind_of({"kind": kind})
+
+
+def test_the_record_is_where_every_kind_looks(tmp_path):
+    settings = Settings(root=tmp_path)
+    path = write_record(settings, "box")
+    assert path == tmp_path / ".lab/vm/box/vm.json" == base.record_file(settings.state_dir, "box")
+    assert path == machine.facts_file(settings, "box")
+    assert base.names(settings.state_dir) == ["box"]
+    assert base.endpoint(settings.state_dir, "box") == base.Endpoint("box", "lab", "127.0.0.1", 2222, 8081, Path("/k"))
+    assert base.endpoint(settings.state_dir, "box").url == "http://127.0.0.1:8081"
+    with pytest.raises(LabError, match="no VM named 'other' is up") as error:
+        base.endpoint(settings.state_dir, "other")
+    assert error.value.code == Exit.USAGE and error.value.hint == "start it with `lab vm up --vm other`"
+    path.write_text(json.dumps({"name": "box"}))
+    with pytest.raises(LabError, match="damaged"):
+        base.endpoint(settings.state_dir, "box")
+    path.write_text("[1, 2]")
+    with pytest.raises(LabError, match="damaged"):
+        base.read(settings.state_dir, "box")
+
+
+def test_the_registry_gives_each_name_a_machine_of_its_kind(tmp_path):
+    from lab.cloud.server import CloudServer
+    from lab.machines import registry
+    from lab.vm import full
+
+    settings = Settings(root=tmp_path)
+    write_record(settings, "box")
+    write_record(settings, "big", kind="qemu")
+    write_record(settings, "web", provider="hetzner", server_id=7)
+    found = {m.name: m for m in registry.every(settings)}
+    assert [(m.name, m.kind) for m in found.values()] == [
+        ("big", base.Kind.QEMU),
+        ("box", base.Kind.CONTAINER),
+        ("web", base.Kind.CLOUD),
+    ]
+    assert isinstance(found["box"], machine.StandIn)
+    assert isinstance(found["big"], full.FullVm)
+    assert isinstance(found["web"], CloudServer)
+    for m in found.values():  # what every kind answers (`status` of a container needs Docker: integration)
+        assert m.record == base.record_file(settings.state_dir, m.name)
+        assert m.endpoint().ssh_port == 2222
+    assert registry.load(settings, "nothing") is None
+    with pytest.raises(LabError, match="there is no VM named nothing") as error:
+        registry.require(settings, "nothing")
+    assert error.value.code == Exit.USAGE
+
+
+def test_a_name_s_kind_without_a_readable_record(tmp_path):
+    from lab.cloud import state as cloudstate
+    from lab.machines import registry
+
+    settings = Settings(root=tmp_path)
+    assert registry.kind(settings, "nothing") is None
+    write_record(settings, "lost").write_text("{")  # damaged: still a local machine, which `lab vm down` removes
+    assert registry.kind(settings, "lost") == base.Kind.CONTAINER
+    (machine.state_dir(settings, "lost") / machine.QEMU_SPEC).write_text("{}")
+    assert registry.kind(settings, "lost") == base.Kind.QEMU
+    store = cloudstate.State.load(settings.state_dir)  # a create that did not finish: cloud.json only
+    store.put(cloudstate.Record("hetzner", "half", "fsn1", "cx22", "debian-13", "2026-01-02T03:04:05Z"))
+    assert registry.kind(settings, "half") == base.Kind.CLOUD
+    assert "half" in [m.name for m in registry.every(settings)]
+
+
+@pytest.mark.parametrize("kind", list(base.Kind))
+def test_one_rule_for_down_and_destroy(kind):
+    allowed = base.KINDS[kind].removed_by
+    base.check_removal("m", kind, allowed)
+    other = base.DESTROY if allowed == base.DOWN else base.DOWN
+    with pytest.raises(LabError) as error:
+        base.check_removal("m", kind, other)
+    assert error.value.code == Exit.USAGE
+    assert f"`lab vm {other}`" in error.value.message and base.KINDS[kind].title in error.value.message
+    assert f"`lab vm {allowed} m`" in (error.value.hint or "")
+    assert allowed == (base.DESTROY if kind == base.Kind.CLOUD else base.DOWN)
+
+
+def run_vm_command(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LAB_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "lab.vm", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_down_and_up_leave_a_cloud_server_s_record_alone(tmp_path):
+    settings = Settings(root=tmp_path)
+    path = write_record(settings, "web", provider="hetzner", server_id=7)
+    before = path.read_text()
+    for args in (["down", "web"], ["down", "--vm", "web"], ["down", "--name", "web"], ["up", "--vm", "web"]):
+        result = run_vm_command(tmp_path, *args)
+        assert result.returncode == Exit.USAGE, (args, result.stderr)
+        assert "web is a cloud server" in result.stderr and "Traceback" not in result.stderr
+    assert "lab vm destroy web" in run_vm_command(tmp_path, "down", "web").stderr
+    assert path.read_text() == before
+
+
+def test_down_of_a_stopped_full_vm_by_its_name_as_an_argument(tmp_path):
+    settings = Settings(root=tmp_path)
+    write_record(settings, "big", kind="qemu")
+    result = run_vm_command(tmp_path, "down", "big")
+    assert result.returncode == 0, result.stderr
+    assert "lab vm: big removed" in result.stderr
+    assert not machine.state_dir(settings, "big").exists()
+
+
+def test_vm_is_the_machine_s_flag_on_every_vm_command_and_name_a_hidden_alias():
+    import typer.main
+
+    from lab.machines.cli import app
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        options = {opt: param for param in command.params for opt in getattr(param, "opts", [])}
+        if name == "list":
+            assert "--vm" not in options
+            continue
+        assert "--vm" in options, name
+        assert options["--name"].hidden, name  # the spelling `lab vm` had before; still works
+
+
+def test_vm_and_name_must_agree(tmp_path):
+    result = run_vm_command(tmp_path, "status", "--vm", "a", "--name", "b")
+    assert result.returncode == Exit.USAGE
+    assert "two machines named: a and b" in result.stderr
+
+
+def test_vm_alone_stops_at_a_command_s_double_dash():
+    from lab.options import default_vm_name
+
+    assert default_vm_name(["vm", "ssh", "--vm", "--", "ls", "--vm"]) == [
+        "vm",
+        "ssh",
+        "--vm",
+        machine.NAME,
+        "--",
+        "ls",
+        "--vm",
+    ]

@@ -15,9 +15,11 @@ import pytest
 import yaml
 
 from lab.errors import Exit, LabError
+from lab.machines import registry
 from lab.settings import Settings
 from lab.vm import cloudinit, disk, full, hosttools, keys, machine, qemu
 from lab.vm import recipe as recipelib
+from lab.vm.base import Kind
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake lab@example"
@@ -290,11 +292,13 @@ def stopped_full_vm(tmp_path: Path, name: str = "vm-full") -> Settings:
 def test_status_and_down_of_a_stopped_full_vm_need_no_docker(tmp_path):
     settings = stopped_full_vm(tmp_path)
     assert machine.is_qemu(settings, "vm-full")
-    row = machine.status(settings, "vm-full")
+    vm = registry.load(settings, "vm-full")
+    assert isinstance(vm, full.FullVm)
+    row = vm.status()
     assert row["state"] == "stopped" and row["kind"] == "qemu" and row["image_current"] is False
     assert "ssh" not in row and "pid" not in row
     assert full.Spec.load(machine.state_dir(settings, "vm-full")).memory_mib == 2048
-    assert machine.down(settings, "vm-full") is True
+    assert vm.remove(print) == "removed"
     assert not machine.state_dir(settings, "vm-full").exists()
 
 
@@ -302,7 +306,8 @@ def test_a_damaged_vm_json_still_goes_down_as_a_full_vm(tmp_path):
     settings = stopped_full_vm(tmp_path)
     machine.facts_file(settings, "vm-full").write_text("{")
     assert machine.is_qemu(settings, "vm-full")
-    assert machine.down(settings, "vm-full") is True
+    assert registry.kind(settings, "vm-full") == Kind.QEMU
+    assert registry.load(settings, "vm-full").remove(print) == "removed"
     assert not machine.state_dir(settings, "vm-full").exists()
 
 

@@ -1,4 +1,6 @@
-"""`lab vm`: a local stand-in for a cloud server (Debian 13 or 12, SSH, sudo, cloud-init), to deploy to."""
+"""`lab vm`: the machines the lab deploys to, of every kind: the local stand-in for a cloud server (Debian 13 or
+12, SSH, sudo, cloud-init; `up`, a container, or with `--full` a VM under qemu), and cloud servers (`create`).
+Every command names its machine with `--vm NAME` (`--name`, the older spelling, still works)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,16 @@ from rich.table import Table
 
 from lab import entry
 from lab import settings as settingslib
+from lab.cloud import cli as cloud
 from lab.errors import Exit, LabError
-from lab.vm import machine
+from lab.machines import registry
+from lab.options import MachineOption, NameAlias, default_vm_name, machine_name
+from lab.vm import base, commands, keys, machine
 from lab.vm.recipe import DEBIAN, RELEASES
 
 app = typer.Typer(
-    help="A local stand-in for a cloud server: a Debian 13 or 12 machine with SSH, sudo and cloud-init, to deploy to.",
+    help="Machines to deploy to: a local stand-in for a cloud server (a Debian 13 or 12 machine with SSH, sudo and "
+    "cloud-init), or a cloud server.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -28,12 +34,17 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
-NameOption = Annotated[str, typer.Option("--name", help="The VM's name (its container and host name).")]
+NameArgument = Annotated[str | None, typer.Argument(metavar="NAME", help="The machine (the same as --vm NAME).")]
+
+
+def _say(message: str) -> None:
+    console.print(f"[dim]lab vm:[/] {message}", highlight=False)
 
 
 @app.command()
 def up(
-    name: NameOption = machine.NAME,
+    vm_name: MachineOption = None,
+    name: NameAlias = None,
     ssh_port: Annotated[
         int | None, typer.Option(help=f"Port on {machine.HOST} for its SSH (default {machine.SSH_PORT}).")
     ] = None,
@@ -61,11 +72,10 @@ def up(
         ),
     ] = None,
 ) -> None:
-    """Start the VM (building its image the first time) and wait until SSH, cloud-init and sudo are ready."""
+    """Start the local VM (building its image the first time) and wait until SSH, cloud-init and sudo are ready."""
     settings = settingslib.load()
-    result = machine.up(
-        settings, console, name, ssh_port, http_port, key, full=full, memory_mib=memory, cpus=cpus, debian=debian
-    )
+    which = str(machine_name(vm_name, name))
+    result = registry.up(settings, console, which, ssh_port, http_port, key, full, memory, cpus, debian)
     vm, ready = result.vm, result.ready
     timing = f"SSH after {ready.ssh_after:.1f}s, ready after {ready.ready_after:.1f}s"
     if result.action == "already up":
@@ -76,7 +86,7 @@ def up(
     if result.stale_image:
         again = "lab vm up --full" if vm.kind == machine.QEMU else "lab vm up"
         console.print(f"  [yellow]it runs from an older image than the recipe: `lab vm down`, `{again}` renews it[/]")
-    name_option = "" if vm.name == machine.NAME else f" --name {vm.name}"
+    name_option = "" if vm.name == machine.NAME else f" --vm {vm.name}"
     plain = shlex.join(["ssh", "-i", str(vm.key), "-p", str(vm.ssh_port), f"{vm.user}@{vm.host}"])
     console.print(f"  ssh:   lab vm ssh{name_option}   (or: {plain})")
     console.print(f"  http:  http://{vm.host}:{vm.http_port}/ (its port 80)")
@@ -87,36 +97,30 @@ def up(
 
 
 @app.command()
-def down(name: NameOption = machine.NAME) -> None:
-    """Remove the VM: its container, the container's volumes and the VM's state (a full VM: stop its qemu, and
-    remove its disk overlay, seed and state)."""
+def down(target: NameArgument = None, vm_name: MachineOption = None, name: NameAlias = None) -> None:
+    """Remove a local VM: its container, the container's volumes and its state (a full VM: stop its qemu, and
+    remove its disk overlay, seed and state). A cloud server is `lab vm destroy`'s."""
     settings = settingslib.load()
-    record = settings.state_dir / "vm" / name / "vm.json"
-    if record.exists() and json.loads(record.read_text()).get("provider"):
-        # A cloud server: forgetting it here would leave it running, and billed.
-        raise LabError(f"{name} is a cloud server", Exit.USAGE, hint=f"destroy it with `lab vm destroy {name}`")
-    removed = machine.down(settings, name)
-    console.print(f"lab vm: {name} {'removed' if removed else 'was not there'}")
+    which = str(machine_name(target, vm_name, name))
+    kind = registry.removable(settings, which, base.DOWN)
+    # No record: a container of that name may still be there (its state was lost), and goes too.
+    gone = registry.of_kind(settings, which, kind or base.Kind.CONTAINER).remove(_say)
+    console.print(f"lab vm: {which} {gone}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def ssh(
-    name: NameOption = machine.NAME,
+    vm_name: MachineOption = None,
+    name: NameAlias = None,
     command: Annotated[
         list[str] | None, typer.Argument(help="A command to run (as with ssh); a login shell when none.")
     ] = None,
 ) -> None:
-    """Log in to the VM as its user, or run a command there."""
+    """Log in to a machine (of any kind) as its user, or run a command there."""
     settings = settingslib.load()
-    vm = machine.load(settings, name)
-    if vm is None:
-        raise LabError(
-            f"there is no VM named {name}",
-            Exit.USAGE,
-            hint=f"lab vm up{'' if name == machine.NAME else f' --name {name}'}",
-        )
-    machine.check_running(settings, vm)
-    argv = vm.target(settings).ssh(*(command or []))
+    found = registry.require(settings, str(machine_name(vm_name, name)))
+    found.check_running()
+    argv = ssh_argv(found.endpoint(), settings.state_dir, command or [])
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -125,13 +129,22 @@ def ssh(
         raise LabError("ssh is not installed", Exit.FAILED, hint="apt-get install openssh-client") from None
 
 
+def ssh_argv(at: base.Endpoint, state_dir: Path, command: list[str]) -> list[str]:
+    return commands.ssh(at.key, at.ssh_port, at.user, at.host, command, known_hosts=keys.known_hosts_file(state_dir))
+
+
 @app.command()
 def status(
-    name: NameOption = machine.NAME,
+    vm_name: MachineOption = None,
+    name: NameAlias = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """The VM's state, whether SSH takes the key, and how to reach it."""
-    row = machine.status(settingslib.load(), name)
+    """A machine's state, whether SSH takes the key, and how to reach it."""
+    settings = settingslib.load()
+    which = str(machine_name(vm_name, name))
+    base.check_name(which)
+    found = registry.load(settings, which) or machine.StandIn(settings, which)  # none: "absent"
+    row = found.status()
     if as_json:
         out.print_json(json.dumps(row))
         return
@@ -145,10 +158,10 @@ def status(
 
 def main() -> None:
     """`python -m lab.vm`: the same as `lab vm`."""
-    entry.run(app, sys.argv[1:])
+    entry.run(app, default_vm_name(sys.argv[1:]))
 
 
-# -- cloud servers: lab vm create | list | destroy (the work is in lab.cloud.cli) ------------------------
+# -- cloud servers: lab vm create | destroy (the work is in lab.cloud.cli), and list ------------------------
 
 ProviderName = Annotated[str, typer.Option("--provider", help="digitalocean or hetzner.")]
 TokenFileOption = Annotated[
@@ -169,9 +182,10 @@ def create(
     size: Annotated[
         str | None, typer.Option(help="Size or server type (default: s-1vcpu-2gb on DigitalOcean, cx22 on Hetzner).")
     ] = None,
-    name: Annotated[
-        str | None, typer.Option("--name", help="The server's name (default: framework-lab-<provider>).")
+    vm_name: Annotated[
+        str | None, typer.Option("--vm", metavar="NAME", help="The server's name (default: framework-lab-<provider>).")
     ] = None,
+    name: NameAlias = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before creating a server that costs money.")] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the API calls it would make, and make none.")
@@ -183,22 +197,21 @@ def create(
 ) -> None:
     """Create a cloud server (Debian 13, the lab's SSH key, a firewall for SSH/HTTP/HTTPS) to deploy to:
     shows the price and asks first."""
-    from lab.cloud import cli as cloud
-
-    cloud.create(settingslib.load(), console, out, provider, name, region, size, yes, dry_run, token_file, timeout)
+    which = machine_name(vm_name, name, default=None)
+    cloud.create(settingslib.load(), console, out, provider, which, region, size, yes, dry_run, token_file, timeout)
 
 
 @app.command(name="list")
 def list_vms(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
     """The cloud servers the lab created (from .lab/cloud.json) and the local stand-ins."""
-    from lab.cloud import cli as cloud
-
     cloud.list_vms(settingslib.load(), out, as_json)
 
 
 @app.command()
 def destroy(
-    name: Annotated[str | None, typer.Argument(help="The cloud VM to remove.")] = None,
+    target: Annotated[str | None, typer.Argument(metavar="NAME", help="The cloud VM to remove.")] = None,
+    vm_name: MachineOption = None,
+    name: NameAlias = None,
     everything: Annotated[
         bool, typer.Option("--all", help="Everything the lab created, found by tag/label (also without the state).")
     ] = False,
@@ -209,7 +222,9 @@ def destroy(
     yes: Annotated[bool, typer.Option("--yes", help="With --all: do not ask before removing what it found.")] = False,
 ) -> None:
     """Remove a cloud VM (its server, its firewall, the lab's key when no other VM uses it), or --all of them
-    (it shows what it found and asks first)."""
-    from lab.cloud import cli as cloud
-
-    cloud.destroy(settingslib.load(), console, out, name, everything, provider, token_file, yes)
+    (it shows what it found and asks first). A local VM is `lab vm down`'s."""
+    settings = settingslib.load()
+    which = machine_name(target, vm_name, name, default=None)
+    if which is not None:
+        registry.removable(settings, which, base.DESTROY)
+    cloud.destroy(settings, console, out, which, everything, provider, token_file, yes)
