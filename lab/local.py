@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import docker
 from rich.console import Console
 
-from lab import baseimage, builds, commands, composefile, engine, portcheck, rollout, secrets, state
+from lab import baseimage, builds, commands, composefile, engine, portcheck, releases, rollout, secrets, state
 from lab import stacks as stacklib
 from lab.errors import Exit, LabError
 from lab.run import run
@@ -140,8 +140,12 @@ class Lab:
         running = {engine.service_of(c) for c in engine.lab_containers(client, self.settings.project, all=False)}
         if stale := [s for s in self.secret_users(created) if s in running]:
             self.say(f"recreating {', '.join(stale)}: they mount the new secret(s)")
+        runner = self.rollout()
         try:
-            report = self.rollout().up([a.name for a in apps], recreate=stale)
+            report = runner.up([a.name for a in apps], recreate=stale)
+            record = str(releases.local_record(self.settings))
+            if release := rollout.record(runner, record, [a.name for a in apps], *releases.whence(self.settings.root)):
+                self.say(f"release {release['id']} recorded (`lab releases`, `lab rollback`)")
         except rollout.RolloutError as error:
             log = error.detail.splitlines()[-rollout.LOG_LINES :]
             raise LabError(

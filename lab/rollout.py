@@ -30,6 +30,7 @@ PROBE_INTERVAL = 0.25  # seconds between two probes of a starting container
 PROBE_TIMEOUT = 10  # seconds one probe may take (a loaded or emulated host is slow)
 STOP_TIMEOUT = 30  # seconds an old container has to exit after SIGTERM
 LOG_LINES = 20  # lines of a failed container's log shown
+KEEP = 3  # images kept per framework for rollbacks (the newest distinct ones)
 
 
 class RolloutError(Exception):
@@ -115,6 +116,20 @@ def remove(ids: Sequence[str]) -> list[str]:
 
 def logs(container: str, lines: int = LOG_LINES) -> list[str]:
     return ["docker", "logs", "--tail", str(lines), container]
+
+
+def tag(source: str, target: str) -> list[str]:
+    return ["docker", "image", "tag", source, target]
+
+
+def untag(image: str) -> list[str]:
+    # Removes the tag; the image itself goes only with its last tag, and never while a container uses it.
+    return ["docker", "image", "rm", image]
+
+
+def release_tag(image: str, release: int) -> str:
+    """framework-lab/flask:latest -> framework-lab/flask:release-7: what keeps a release's image."""
+    return f"{image.rsplit(':', 1)[0]}:release-{release}"
 
 
 def probe_command(healthcheck: Sequence[str] | None) -> list[str] | None:
@@ -218,8 +233,11 @@ class Rollout:
         """service -> (config hash, image ID) a current container has."""
         listed = self.run(compose_hashes(self.project, self.file, services)).stdout
         hashes = dict(line.split() for line in listed.splitlines())
-        images = {s: self.config()["services"][s]["image"] for s in services}
-        return {s: (hashes[s], self.run(image_id(images[s])).stdout.strip()) for s in services}
+        return {s: (hashes[s], self.run(image_id(self.image_of(s))).stdout.strip()) for s in services}
+
+    def image_of(self, service: str) -> str:
+        """The image (tag) the compose file gives a service."""
+        return self.config()["services"][service]["image"]
 
     def address(self, container: Container) -> str:
         network = self.config()["networks"][self.network]["name"]
@@ -364,35 +382,149 @@ class Rollout:
         return report
 
 
+# -- releases --------------------------------------------------------------------------------
+# A release is what ran after an up that changed something: when, from which commit, by whom,
+# and each app's image ID. Each image is kept under a release tag, the newest KEEP per app.
+
+
+def load_releases(path: str) -> list[dict]:
+    try:
+        with open(path) as file:
+            return json.load(file)["releases"]
+    except FileNotFoundError:
+        return []
+
+
+def save_releases(path: str, releases: list[dict]) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as file:
+        json.dump({"releases": releases}, file, indent=1)
+    os.replace(tmp, path)  # whole or not at all
+
+
+def record(rollout: Rollout, path: str, apps: Sequence[str], commit: str, by: str, note: str = "") -> dict | None:
+    """Add a release when the apps run other images than the last release says; tag and prune."""
+    releases = load_releases(path)
+    last = releases[-1]["images"] if releases else {}
+    running = {}
+    for app in apps:
+        containers = [c for c in rollout.containers(app) if c.status == "running"]
+        if containers:
+            running[app] = containers[0].image
+    images = {**last, **running}
+    if images == last:
+        return None
+    release = {
+        "id": releases[-1]["id"] + 1 if releases else 1,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": commit,
+        "by": by,
+        "note": note,
+        "images": images,
+    }
+    for app, image in running.items():
+        rollout.run(tag(image, release_tag(rollout.image_of(app), release["id"])))
+    releases.append(release)
+    prune(rollout, releases)
+    save_releases(path, releases)
+    return release
+
+
+def prune(rollout: Rollout, releases: list[dict], keep: int = KEEP) -> None:
+    """Untag each app's images older than its `keep` newest distinct ones."""
+    for app in {app for r in releases for app in r["images"]}:
+        seen: list[str] = []
+        for release in reversed(releases):
+            image = release["images"].get(app)
+            if image is None:
+                continue
+            if image not in seen:
+                seen.append(image)
+            if len(seen) > keep and release.get("kept", {}).get(app, True):
+                rollout.run(untag(release_tag(rollout.image_of(app), release["id"])), check=False)
+                release.setdefault("kept", {})[app] = False
+
+
+def rollback(
+    rollout: Rollout, path: str, apps: Sequence[str], to: int | None, commit: str, by: str
+) -> tuple[dict, Report]:
+    """Put the images of release `to` (default: the newest earlier one that differs) back under
+    the apps' tags, and swap them in like any change."""
+    releases = load_releases(path)
+    if not releases:
+        raise RolloutError("no release is recorded here yet: nothing to roll back to")
+    current = releases[-1]
+    chosen = list(apps) or sorted(current["images"])
+    if to is None:
+        earlier = [r for r in releases[:-1] if any(r["images"].get(a) != current["images"].get(a) for a in chosen)]
+        if not earlier:
+            raise RolloutError(f"no earlier release runs other images of {', '.join(chosen)}")
+        target = earlier[-1]
+    else:
+        matching = [r for r in releases if r["id"] == to]
+        if not matching:
+            raise RolloutError(f"no release {to} (releases here: {', '.join(str(r['id']) for r in releases)})")
+        target = matching[0]
+    for app in chosen:
+        if app not in target["images"]:
+            raise RolloutError(f"release {target['id']} has no {app}")
+        if not target.get("kept", {}).get(app, True):
+            raise RolloutError(f"release {target['id']}'s image of {app} is no longer kept (the newest {KEEP} are)")
+    for app in chosen:  # every image checked before any tag moves
+        rollout.run(image_id(release_tag(rollout.image_of(app), target["id"])))
+    for app in chosen:
+        rollout.run(tag(release_tag(rollout.image_of(app), target["id"]), rollout.image_of(app)))
+    report = rollout.up(chosen)
+    record(rollout, path, chosen, commit, by, note=f"rollback to release {target['id']}")
+    return target, report
+
+
 # -- command line (what the deploy role runs on a host) ----------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rollout.py", description=__doc__.splitlines()[0])
+    lab = argparse.ArgumentParser(add_help=False)
+    for option in ("--project", "--file", "--database", "--proxy"):
+        lab.add_argument(option, required=True)
+    lab.add_argument("--timeout", type=float, default=240.0)
+    lab.add_argument("--drain", type=float, default=1.0)
+    lab.add_argument("--record", help="the releases file: record a release when images changed")
+    lab.add_argument("--commit", default="unknown", help="the controller's git commit, for the release")
+    lab.add_argument("--by", default="unknown", help="who deploys, for the release")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start the lab, swapping changed apps without a failed request")
-    up.add_argument("--project", required=True)
-    up.add_argument("--file", required=True)
-    up.add_argument("--database", required=True)
-    up.add_argument("--proxy", required=True)
-    up.add_argument("--timeout", type=float, default=240.0)
-    up.add_argument("--drain", type=float, default=1.0)
+    up = sub.add_parser("up", parents=[lab], help="start the lab, swapping changed apps without a failed request")
     up.add_argument("--recreate", action="append", default=[], help="recreate this service in place")
     up.add_argument("apps", nargs="*")
+    back = sub.add_parser("rollback", parents=[lab], help="swap apps back to the images of an earlier release")
+    back.add_argument("--to", type=int, help="the release (default: the newest earlier one that differs)")
+    back.add_argument("apps", nargs="*")
+    listing = sub.add_parser("releases", help="print the recorded releases as JSON")
+    listing.add_argument("--record", required=True)
     args = parser.parse_args(argv)
+    if args.command == "releases":
+        print(json.dumps(load_releases(args.record)))
+        return 0
     rollout = Rollout(
         args.project, args.file, args.database, args.proxy, args.timeout, args.drain,
         say=lambda message: print(message, file=sys.stderr),
     )  # fmt: skip
     try:
+        if args.command == "rollback":
+            if not args.record:
+                parser.error("rollback needs --record")
+            target, report = rollback(rollout, args.record, args.apps, args.to, args.commit, args.by)
+            print(json.dumps({**report.to_json(), "release": target["id"]}))
+            return 0
         report = rollout.up(args.apps, args.recreate)
+        release = record(rollout, args.record, args.apps, args.commit, args.by) if args.record else None
     except RolloutError as error:
         print(f"rollout: {error}", file=sys.stderr)
         if error.detail:
             print(error.detail, file=sys.stderr)
         print(json.dumps({"error": str(error), "log": error.detail}))
         return 1
-    print(json.dumps(report.to_json()))
+    print(json.dumps({**report.to_json(), "release": release["id"] if release else None}))
     return 0
 
 
