@@ -128,7 +128,7 @@ def untag(image: str) -> list[str]:
 
 
 def release_tag(image: str, release: int) -> str:
-    """framework-lab/flask:latest -> framework-lab/flask:release-7: what keeps a release's image."""
+    """framework-lab/NAME:latest -> framework-lab/NAME:release-7: what keeps a release's image."""
     return f"{image.rsplit(':', 1)[0]}:release-{release}"
 
 
@@ -430,9 +430,10 @@ def record(rollout: Rollout, path: str, apps: Sequence[str], commit: str, by: st
     return release
 
 
-def prune(rollout: Rollout, releases: list[dict], keep: int = KEEP) -> None:
-    """Untag each app's images older than its `keep` newest distinct ones."""
-    for app in {app for r in releases for app in r["images"]}:
+def beyond_keep(releases: list[dict], keep: int = KEEP) -> list[tuple[int, str]]:
+    """(release, app) pairs still kept whose image is older than the app's `keep` newest distinct ones."""
+    stale = []
+    for app in sorted({app for r in releases for app in r["images"]}):
         seen: list[str] = []
         for release in reversed(releases):
             image = release["images"].get(app)
@@ -441,8 +442,16 @@ def prune(rollout: Rollout, releases: list[dict], keep: int = KEEP) -> None:
             if image not in seen:
                 seen.append(image)
             if len(seen) > keep and release.get("kept", {}).get(app, True):
-                rollout.run(untag(release_tag(rollout.image_of(app), release["id"])), check=False)
-                release.setdefault("kept", {})[app] = False
+                stale.append((release["id"], app))
+    return stale
+
+
+def prune(rollout: Rollout, releases: list[dict], keep: int = KEEP) -> None:
+    """Untag the images beyond each app's `keep` newest, and say so in their releases."""
+    by_id = {r["id"]: r for r in releases}
+    for release, app in beyond_keep(releases, keep):
+        rollout.run(untag(release_tag(rollout.image_of(app), release)), check=False)
+        by_id[release].setdefault("kept", {})[app] = False
 
 
 def rollback(

@@ -80,3 +80,31 @@ def test_standard_library_only():
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert imported <= {"__future__", "argparse", "json", "os", "subprocess", "sys", "time", "collections",
                         "concurrent", "dataclasses"}, imported  # fmt: skip
+
+
+def release(n: int, **images: str) -> dict:
+    return {"id": n, "time": "t", "commit": "c", "by": "b", "images": images}
+
+
+def test_release_tag():
+    assert rollout.release_tag("framework-lab/flask:latest", 7) == "framework-lab/flask:release-7"
+    assert rollout.release_tag("registry:5000/lab/flask:latest", 2) == "registry:5000/lab/flask:release-2"
+
+
+def test_keeps_the_newest_distinct_images_per_app():
+    releases = [release(1, a="i1", b="j1"), release(2, a="i2", b="j1"), release(3, a="i3", b="j1"),
+                release(4, a="i3", b="j2"), release(5, a="i4", b="j2")]  # fmt: skip
+    # a: i4, i3 (releases 4 and 3), i2 are the newest three; i1 (release 1) goes. b has two images only.
+    assert rollout.beyond_keep(releases, keep=3) == [(1, "a")]
+    beyond = {(4, "a"), (3, "a"), (2, "a"), (1, "a"), (3, "b"), (2, "b"), (1, "b")}  # release 4's b is j2: kept
+    assert set(rollout.beyond_keep(releases, keep=1)) == beyond
+    releases[0]["kept"] = {"a": False}  # already untagged: not again
+    assert rollout.beyond_keep(releases, keep=3) == []
+
+
+def test_releases_file_round_trip(tmp_path):
+    path = str(tmp_path / "releases.json")
+    assert rollout.load_releases(path) == []
+    rollout.save_releases(path, [release(1, a="i1")])
+    assert rollout.load_releases(path) == [release(1, a="i1")]
+    assert [p.name for p in tmp_path.iterdir()] == ["releases.json"]  # no temporary file left
