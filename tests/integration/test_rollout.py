@@ -8,6 +8,7 @@ so the checkout's own images are built again at the end."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -68,6 +69,7 @@ def test_changed_app_is_swapped_without_a_failed_request(engine, two_apps, tmp_p
     source.write_text(source.read_text() + "\n# a change, swapped in under load\n")
     assert run_lab("build", app, env=env(LAB_HOME=str(home))).returncode == 0  # the build is not what is measured
     before = containers(engine)
+    previous = engine.containers.get(f"{PROJECT}-{app}-1").image.id
     with under_load(app, other) as load:
         time.sleep(1)
         started = time.monotonic()
@@ -85,6 +87,23 @@ def test_changed_app_is_swapped_without_a_failed_request(engine, two_apps, tmp_p
     assert before.keys() - after.keys() == {f"{PROJECT}-{app}-1"}
     assert after.keys() - before.keys() == {f"{PROJECT}-{app}-2"}
     assert f"{app}: swapped in" in result.stdout + result.stderr
+
+    # Rollback: the previous image again, swapped the same way.
+    changed = engine.containers.get(f"{PROJECT}-{app}-2").image.id
+    listed = run_lab("releases", "--json", env=env())
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert rows[0]["current"] and rows[0]["images"][app] == changed.removeprefix("sha256:")[:12], rows
+    with under_load(app, other) as load:
+        back = run_lab("rollback", app, env=env())
+        time.sleep(1)
+    assert back.returncode == 0, back.stdout[-2000:] + back.stderr[-3000:]
+    tallies = load.tallies()
+    report = {p: (t.ok, t.failed, t.reasons()) for p, t in tallies.items()}
+    print(f"lab rollback {app} under 64 connections: {back.stdout.strip()} {report}")
+    assert sum(t.failed for t in tallies.values()) == 0, report
+    assert engine.containers.get(f"{PROJECT}-{app}-3").image.id == previous
+    assert json.loads(run_lab("releases", "--json", env=env()).stdout)[0]["note"].startswith("rollback to release")
 
 
 def test_unhealthy_change_keeps_the_old_container_serving(engine, two_apps, tmp_path):
