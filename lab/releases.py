@@ -19,7 +19,9 @@ RECORD = "releases.json"  # in .lab/ here, in the lab's folder on a host
 
 
 def local_record(settings: Settings) -> Path:
-    return settings.state_dir / RECORD  # lab up writes it (lab.local), as the deploy role does on hosts
+    """Per compose project: each is a lab of its own. lab up writes it (lab.local), as the deploy role
+    does on hosts."""
+    return settings.state_dir / "releases" / f"{settings.project}.json"
 
 
 def git_describe(root: Path) -> list[str]:

@@ -127,9 +127,10 @@ def untag(image: str) -> list[str]:
     return ["docker", "image", "rm", image]
 
 
-def release_tag(image: str, release: int) -> str:
-    """framework-lab/NAME:latest -> framework-lab/NAME:release-7: what keeps a release's image."""
-    return f"{image.rsplit(':', 1)[0]}:release-{release}"
+def release_tag(image: str, project: str, release: int) -> str:
+    """framework-lab/NAME:latest -> framework-lab/NAME:PROJECT-release-7: what keeps a release's image
+    (tags are the engine's, shared by every compose project on it)."""
+    return f"{image.rsplit(':', 1)[0]}:{project}-release-{release}"
 
 
 def probe_command(healthcheck: Sequence[str] | None) -> list[str] | None:
@@ -396,6 +397,7 @@ def load_releases(path: str) -> list[dict]:
 
 
 def save_releases(path: str, releases: list[dict]) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp"
     with open(tmp, "w") as file:
         json.dump({"releases": releases}, file, indent=1)
@@ -423,7 +425,7 @@ def record(rollout: Rollout, path: str, apps: Sequence[str], commit: str, by: st
         "images": images,
     }
     for app, image in running.items():
-        rollout.run(tag(image, release_tag(rollout.image_of(app), release["id"])))
+        rollout.run(tag(image, release_tag(rollout.image_of(app), rollout.project, release["id"])))
     releases.append(release)
     prune(rollout, releases)
     save_releases(path, releases)
@@ -450,7 +452,7 @@ def prune(rollout: Rollout, releases: list[dict], keep: int = KEEP) -> None:
     """Untag the images beyond each app's `keep` newest, and say so in their releases."""
     by_id = {r["id"]: r for r in releases}
     for release, app in beyond_keep(releases, keep):
-        rollout.run(untag(release_tag(rollout.image_of(app), release)), check=False)
+        rollout.run(untag(release_tag(rollout.image_of(app), rollout.project, release)), check=False)
         by_id[release].setdefault("kept", {})[app] = False
 
 
@@ -480,9 +482,9 @@ def rollback(
         if not target.get("kept", {}).get(app, True):
             raise RolloutError(f"release {target['id']}'s image of {app} is no longer kept (the newest {KEEP} are)")
     for app in chosen:  # every image checked before any tag moves
-        rollout.run(image_id(release_tag(rollout.image_of(app), target["id"])))
+        rollout.run(image_id(release_tag(rollout.image_of(app), rollout.project, target["id"])))
     for app in chosen:
-        rollout.run(tag(release_tag(rollout.image_of(app), target["id"]), rollout.image_of(app)))
+        rollout.run(tag(release_tag(rollout.image_of(app), rollout.project, target["id"]), rollout.image_of(app)))
     report = rollout.up(chosen)
     record(rollout, path, chosen, commit, by, note=f"rollback to release {target['id']}")
     return target, report

@@ -39,6 +39,7 @@ def changed_checkout(tmp_path: Path, name: str) -> Path:
     for folder in ("lab", "stacks", "compose"):
         shutil.copytree(ROOT / folder, home / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / ".lab" / "secrets", home / ".lab" / "secrets")
+    shutil.copytree(ROOT / ".lab" / "releases", home / ".lab" / "releases")  # the fixture's up recorded one
     return home
 
 
@@ -54,6 +55,11 @@ def two_apps(engine, apps):
     finally:
         run_lab("down", "--volumes", env=env())
         remove_project(engine, PROJECT)
+        (ROOT / ".lab" / "releases" / f"{PROJECT}.json").unlink(missing_ok=True)
+        for image in engine.images.list(name="framework-lab/*"):  # the release tags this project made
+            for tag in image.tags:
+                if f":{PROJECT}-release-" in tag:
+                    engine.images.remove(tag)
         run_lab("build", *chosen)  # the checkout's own images again
 
 
@@ -90,12 +96,12 @@ def test_changed_app_is_swapped_without_a_failed_request(engine, two_apps, tmp_p
 
     # Rollback: the previous image again, swapped the same way.
     changed = engine.containers.get(f"{PROJECT}-{app}-2").image.id
-    listed = run_lab("releases", "--json", env=env())
+    listed = run_lab("releases", "--json", env=env(LAB_HOME=str(home)))
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert rows[0]["current"] and rows[0]["images"][app] == changed.removeprefix("sha256:")[:12], rows
     with under_load(app, other) as load:
-        back = run_lab("rollback", app, env=env())
+        back = run_lab("rollback", app, env=env(LAB_HOME=str(home)))
         time.sleep(1)
     assert back.returncode == 0, back.stdout[-2000:] + back.stderr[-3000:]
     tallies = load.tallies()
@@ -103,7 +109,8 @@ def test_changed_app_is_swapped_without_a_failed_request(engine, two_apps, tmp_p
     print(f"lab rollback {app} under 64 connections: {back.stdout.strip()} {report}")
     assert sum(t.failed for t in tallies.values()) == 0, report
     assert engine.containers.get(f"{PROJECT}-{app}-3").image.id == previous
-    assert json.loads(run_lab("releases", "--json", env=env()).stdout)[0]["note"].startswith("rollback to release")
+    newest = json.loads(run_lab("releases", "--json", env=env(LAB_HOME=str(home))).stdout)[0]
+    assert newest["note"].startswith("rollback to release"), newest
 
 
 def test_unhealthy_change_keeps_the_old_container_serving(engine, two_apps, tmp_path):

@@ -87,8 +87,8 @@ def release(n: int, **images: str) -> dict:
 
 
 def test_release_tag():
-    assert rollout.release_tag("framework-lab/flask:latest", 7) == "framework-lab/flask:release-7"
-    assert rollout.release_tag("registry:5000/lab/flask:latest", 2) == "registry:5000/lab/flask:release-2"
+    assert rollout.release_tag("framework-lab/x:latest", "lab", 7) == "framework-lab/x:lab-release-7"
+    assert rollout.release_tag("registry:5000/lab/x:latest", "p", 2) == "registry:5000/lab/x:p-release-2"
 
 
 def test_keeps_the_newest_distinct_images_per_app():
