@@ -333,6 +333,29 @@ def check_ssh_dropped_while_shipping(engine, app: str) -> None:
         in_vm(engine, "docker rmi lab-test/kept:2 >/dev/null 2>&1; true")
 
 
+def check_rollback_on_host(app: str, other: str) -> None:
+    """The deploy of the changed app recorded a release on the host; `lab rollback APP --vm` swaps the
+    previous image back in under load, and records that too."""
+    listed = run_lab("releases", "--vm", VM, "--json", env=vm_env())
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    rows = json.loads(listed.stdout)
+    assert len(rows) >= 2 and rows[0]["current"], rows
+    assert rows[0]["images"][app] != rows[1]["images"][app], rows  # the changed app's new image
+    previous = rows[1]["images"][app]
+    paths = [f"/{app}/plaintext", f"/{app}/db", f"/{other}/plaintext", f"/{other}/db"]
+    with CountedLoad(HTTP_PORT, paths, connections=16, duration=600, max_requests=2_000_000) as load:
+        back = run_lab("rollback", app, "--vm", VM, env=vm_env())
+    assert back.returncode == 0, back.stdout[-2000:] + back.stderr[-3000:]
+    tallies = load.tallies()
+    report = {p: (t.ok, t.failed, t.reasons()) for p, t in tallies.items()}
+    print(f"lab rollback {app} --vm under load: {back.stdout.strip()} {report}")
+    assert sum(t.failed for t in tallies.values()) == 0, report
+    rows = json.loads(run_lab("releases", "--vm", VM, "--json", env=vm_env()).stdout)
+    assert rows[0]["images"][app] == previous and rows[0]["note"].startswith("rollback to release"), rows
+    running = on_vm(f"sudo docker ps --filter label=com.docker.compose.service={app} --format '{{{{.Image}}}}'")
+    assert running.stdout.split() == [f"framework-lab/{app}:latest"]  # one container, under the app's own tag
+
+
 def check_second_controller(engine, app: str, tmp_path: Path) -> None:
     """Another checkout (its own, new secrets) deploys to the same host: every container takes the new
     password, so an app that restarts later still reaches the database."""
@@ -406,6 +429,7 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     assert int(size) < 10 * 2**20, f"{size} bytes for one changed file"
     assert int(sent) < int(total)  # the layers the host had were not sent again
 
+    check_rollback_on_host(app, apps[-1])
     check_root_deploy(vm, engine, app)
     check_ssh_dropped_while_shipping(engine, apps[-1])
     check_second_controller(engine, apps[0], tmp_path)
