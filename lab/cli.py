@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lab import composefile, doctor, engine, entry, state
+from lab import composefile, doctor, engine, entry, releases, rollout, state
 from lab import settings as settingslib
 from lab import stacks as stacklib
 from lab.bench import cli as bench_cli
@@ -236,6 +236,77 @@ def undeploy(host: HostOption = None, key: KeyOption = None, vm: VmOption = None
     with lab.locked():
         outcome = ansible.run(lab.settings, target, "undeploy.yml", [], console)
     out.print(f"undeployed from {target.inventory_name}: {outcome.changed} changed")
+
+
+@app.command(name="releases")
+def releases_command(
+    host: HostOption = None, key: KeyOption = None, vm: VmOption = None, as_json: JsonFlag = False
+) -> None:
+    """The releases recorded here (each `lab up` that changed an image) or on a host (each deploy
+    that did), the newest first, with the image ID of every framework."""
+    lab = _lab()
+    target = _target(lab, host, key, vm, required=False)
+    if target is None:
+        recorded = rollout.load_releases(str(releases.local_record(lab.settings)))
+    else:
+        command = releases.on_host(ansible.group_var(lab.settings.root, "lab_dir"), "releases", [], [])
+        recorded = releases.remote_json(lab.settings, target, command, timeout=60)
+    rows = releases.rows(recorded)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print("no release recorded yet")
+        return
+    table = Table("release", "time", "commit", "by", "images", "note")
+    for row in rows:
+        images = " ".join(f"{app}={image}" for app, image in row["images"].items())
+        table.add_row(f"{row['release']}{' (current)' if row['current'] else ''}", str(row["time"]),
+                      str(row["commit"]), str(row["by"]), images, str(row["note"]))  # fmt: skip
+    out.print(table)
+
+
+@app.command()
+def rollback(
+    frameworks: Frameworks = None,
+    to: Annotated[int | None, typer.Option("--to", help="The release to go back to (default: the one before).")] = None,
+    host: HostOption = None,
+    key: KeyOption = None,
+    vm: VmOption = None,
+) -> None:
+    """Go back to an earlier release's images (all frameworks, or those named), with the same
+    health-gated swap as `lab up`: no failed request, and a broken image never gets one."""
+    releases.check_to(to)
+    lab = _lab()
+    names = [a.name for a in stacklib.select(lab.stacks, frameworks or [])] if frameworks else []
+    target = _target(lab, host, key, vm, required=False)
+    commit, by = releases.whence(lab.settings.root)
+    if target is None:
+        engine.client()
+        engine.require_compose()
+        with lab.locked():
+            lab.prepare()
+            try:
+                release, report = rollout.rollback(
+                    lab.rollout(), str(releases.local_record(lab.settings)), names, to, commit, by
+                )
+            except rollout.RolloutError as error:
+                raise LabError(str(error), Exit.FAILED) from None
+        lab.wait_routed(stacklib.apps(lab.stacks) if not names else stacklib.select(lab.stacks, names))
+        swapped = report.replaced
+    else:
+        args = releases.lab_args(
+            ansible.group_var(lab.settings.root, "lab_project", role="lab"), lab.database.name, lab.proxy.name,
+            lab.settings.health_timeout, commit, by,
+        )  # fmt: skip
+        extra = [*(["--to", str(to)] if to else []), *names]
+        command = releases.on_host(ansible.group_var(lab.settings.root, "lab_dir"), "rollback", args, extra)
+        answer = releases.remote_json(lab.settings, target, command, timeout=lab.settings.health_timeout + 120)
+        release, swapped = {"id": answer["release"]}, answer["replaced"]
+    where = target.inventory_name if target else "here"
+    out.print(f"rolled back {where} to release {release['id']}: " + (", ".join(
+        f"{s} swapped in {c['seconds']} s" if "seconds" in c else s for s, c in swapped.items()
+    ) or "nothing to swap"))  # fmt: skip
 
 
 @app.command(name="compose")

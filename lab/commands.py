@@ -30,21 +30,6 @@ def compose_build(settings: Settings, services: Sequence[str]) -> list[str]:
     return compose(settings, "build", *services)
 
 
-def compose_up(settings: Settings, services: Sequence[str], recreate: bool = False) -> list[str]:
-    # --no-build: the driver builds (in order, only what is stale) before it starts anything.
-    # --force-recreate: compose sees no change when only a secret file's content changed.
-    return compose(
-        settings,
-        "up",
-        "--detach",
-        "--no-build",
-        "--pull",
-        "never",
-        *(["--force-recreate"] if recreate else []),
-        *services,
-    )
-
-
 def compose_down(settings: Settings, volumes: bool = False) -> list[str]:
     return compose(settings, "down", "--remove-orphans", *(["--volumes"] if volumes else []))
 

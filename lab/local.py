@@ -14,9 +14,8 @@ from typing import Any, TypeVar
 
 import docker
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from lab import baseimage, builds, commands, composefile, engine, portcheck, secrets, state
+from lab import baseimage, builds, commands, composefile, engine, portcheck, releases, rollout, secrets, state
 from lab import stacks as stacklib
 from lab.errors import Exit, LabError
 from lab.run import run
@@ -135,46 +134,42 @@ class Lab:
         self.check_port(client)
         created = self.prepare()
         self.build(client, apps)
-        services = [self.database.name, *(a.name for a in apps), self.proxy.name]
         # A secret made anew (the folder was lost, the volume kept): containers that run still see
         # the old file. Recreate every one that mounts it, so all agree again (postgres takes the
         # password from the file at start).
         running = {engine.service_of(c) for c in engine.lab_containers(client, self.settings.project, all=False)}
         if stale := [s for s in self.secret_users(created) if s in running]:
             self.say(f"recreating {', '.join(stale)}: they mount the new secret(s)")
-            run(commands.compose_up(self.settings, stale, recreate=True), env=self.env(), capture=True)
-        run(commands.compose_up(self.settings, services), env=self.env(), capture=True)
-        self.wait_healthy(client, services)
+        runner = self.rollout()
+        try:
+            report = runner.up([a.name for a in apps], recreate=stale)
+            record = str(releases.local_record(self.settings))
+            if release := rollout.record(runner, record, [a.name for a in apps], *releases.whence(self.settings.root)):
+                self.say(f"release {release['id']} recorded (`lab releases`, `lab rollback`)")
+        except rollout.RolloutError as error:
+            log = error.detail.splitlines()[-rollout.LOG_LINES :]
+            raise LabError(
+                str(error) + ("\n  its last log lines:" + "".join(f"\n    {line}" for line in log) if log else ""),
+                Exit.UNHEALTHY,
+                hint="an app whose new container failed still runs its old one; see `lab logs`",
+            ) from None
+        for service, change in report.replaced.items():
+            if "seconds" in change:
+                self.say(
+                    f"{service}: swapped in {change['seconds']} s (the new container healthy before it got a request)"
+                )
         self.wait_routed(apps)
 
-    def wait_healthy(self, client: docker.DockerClient, services: list[str]) -> None:
-        deadline = time.monotonic() + self.settings.health_timeout
-        columns = (
-            SpinnerColumn(),
-            TextColumn("{task.description:<10}"),
-            BarColumn(bar_width=20),
-            TextColumn("{task.fields[state]}"),
-            TimeElapsedColumn(),
+    def rollout(self) -> rollout.Rollout:
+        return rollout.Rollout(
+            project=self.settings.project,
+            file=str(self.settings.compose_file),
+            database=self.database.name,
+            proxy=self.proxy.name,
+            timeout=self.settings.health_timeout,
+            say=self.say,
+            env=self.env(),
         )
-        with Progress(*columns, console=self.console, transient=True) as progress:
-            tasks = {s: progress.add_task(s, total=1, state="starting") for s in services}
-            while True:
-                states = self.states(client)
-                for service, task in tasks.items():
-                    state = states.get(service, "missing")
-                    progress.update(task, state=state, completed=1 if state == "healthy" else 0)
-                pending = [s for s in services if states.get(s) != "healthy"]
-                if not pending:
-                    return
-                failed = [s for s in pending if states.get(s) in ("exited", "dead", "missing")]
-                if failed or time.monotonic() > deadline:
-                    progress.stop()
-                    raise LabError(
-                        "not healthy: " + ", ".join(f"{s} ({states.get(s, 'missing')})" for s in pending),
-                        Exit.UNHEALTHY,
-                        hint=f"see `lab logs {pending[0]}`",
-                    )
-                time.sleep(1)
 
     def wait_routed(self, apps: list[Stack], timeout: float = 30, base_url: str | None = None) -> None:
         """nginx re-reads the running apps every 2 s: wait until it routes all of them (this

@@ -101,10 +101,18 @@ def only_environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def group_var(root: Path, name: str, role: str | None = None) -> str:
+    """A variable of the checkout's playbooks (group_vars/all.yml, or a role's defaults): their one source."""
+    path = root / "playbooks" / ("group_vars/all.yml" if role is None else f"roles/{role}/defaults/main.yml")
+    value = yaml.safe_load(path.read_text()).get(name)
+    if value is None:
+        raise LabError(f"{path}: no {name}")
+    return str(value)
+
+
 def deploy_user(root: Path) -> str:
-    """The deploy user the playbooks of the checkout at `root` create (group_vars/all.yml is its one source)."""
-    group_vars = yaml.safe_load((root / "playbooks" / "group_vars" / "all.yml").read_text())
-    return str(group_vars.get("lab_deploy_user", "deploy"))
+    """The deploy user the playbooks of the checkout at `root` create."""
+    return group_var(root, "lab_deploy_user")
 
 
 def plain_command(settings: Settings, target: Target, playbook: str, frameworks: list[str]) -> list[str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from lab.bench import schema
+from lab.load import CountedLoad
 from lab.vm import commands as vmcommands
 from tests.integration.conftest import LAB, ROOT, debian_releases, lab_env, run_lab
 
@@ -332,6 +333,29 @@ def check_ssh_dropped_while_shipping(engine, app: str) -> None:
         in_vm(engine, "docker rmi lab-test/kept:2 >/dev/null 2>&1; true")
 
 
+def check_rollback_on_host(app: str, other: str) -> None:
+    """The deploy of the changed app recorded a release on the host; `lab rollback APP --vm` swaps the
+    previous image back in under load, and records that too."""
+    listed = run_lab("releases", "--vm", VM, "--json", env=vm_env())
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    rows = json.loads(listed.stdout)
+    assert len(rows) >= 2 and rows[0]["current"], rows
+    assert rows[0]["images"][app] != rows[1]["images"][app], rows  # the changed app's new image
+    previous = rows[1]["images"][app]
+    paths = [f"/{app}/plaintext", f"/{app}/db", f"/{other}/plaintext", f"/{other}/db"]
+    with CountedLoad(HTTP_PORT, paths, connections=16, duration=600, max_requests=2_000_000) as load:
+        back = run_lab("rollback", app, "--vm", VM, env=vm_env())
+    assert back.returncode == 0, back.stdout[-2000:] + back.stderr[-3000:]
+    tallies = load.tallies()
+    report = {p: (t.ok, t.failed, t.reasons()) for p, t in tallies.items()}
+    print(f"lab rollback {app} --vm under load: {back.stdout.strip()} {report}")
+    assert sum(t.failed for t in tallies.values()) == 0, report
+    rows = json.loads(run_lab("releases", "--vm", VM, "--json", env=vm_env()).stdout)
+    assert rows[0]["images"][app] == previous and rows[0]["note"].startswith("rollback to release"), rows
+    running = on_vm(f"sudo docker ps --filter label=com.docker.compose.service={app} --format '{{{{.Image}}}}'")
+    assert running.stdout.split() == [f"framework-lab/{app}:latest"]  # one container, under the app's own tag
+
+
 def check_second_controller(engine, app: str, tmp_path: Path) -> None:
     """Another checkout (its own, new secrets) deploys to the same host: every container takes the new
     password, so an app that restarts later still reaches the database."""
@@ -343,9 +367,10 @@ def check_second_controller(engine, app: str, tmp_path: Path) -> None:
     assert run_lab("build", env=vm_env(LAB_HOME=str(home))).returncode == 0  # makes its secrets; images are current
     result = deploy(env=vm_env(LAB_HOME=str(home)))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    in_vm(engine, f"docker restart --time 10 framework-lab-{app}-1")
+    container = in_vm(engine, f"docker ps --quiet --filter label=com.docker.compose.service={app}").strip()
+    in_vm(engine, f"docker restart --time 10 {container}")
     deadline = time.monotonic() + 120
-    health = f"docker inspect --format '{{{{.State.Health.Status}}}}' framework-lab-{app}-1"
+    health = f"docker inspect --format '{{{{.State.Health.Status}}}}' {container}"
     while in_vm(engine, health).strip() != "healthy":
         assert time.monotonic() < deadline, f"{app} is not healthy after a restart with the second controller's secret"
         time.sleep(1)
@@ -380,13 +405,23 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     shutil.copytree(ROOT / ".lab" / "vm" / VM, home / ".lab" / "vm" / VM)
     changed = next((home / "stacks" / app / "app").rglob("*.py"))
     changed.write_text(changed.read_text() + "\n# a change shipped on its own\n")
+    # Under load: 64 keep-alive connections through the host's nginx, to the changed app and another.
+    paths = [f"/{app}/plaintext", f"/{app}/db", f"/{apps[-1]}/plaintext", f"/{apps[-1]}/db"]
     try:
-        result = deploy(env=vm_env(LAB_HOME=str(home)))
+        with CountedLoad(HTTP_PORT, paths, connections=16, duration=600, max_requests=2_000_000) as load:
+            result = deploy(env=vm_env(LAB_HOME=str(home)))
         assert result.returncode == 0, result.stderr[-3000:]
         shipped = re.findall(r"shipped (\S+): (\d+) of (\d+) layers, (\d+) bytes", result.stdout)
         after = vm_containers()
-        restarted = {name for name in after if after[name] != before.get(name)}
-        assert restarted == {f"framework-lab-{app}-1"}
+        # The changed app's container was swapped for a new one (-2); nothing else restarted.
+        assert {name for name in after.keys() & before.keys() if after[name] != before[name]} == set()
+        assert before.keys() - after.keys() == {f"framework-lab-{app}-1"}
+        assert after.keys() - before.keys() == {f"framework-lab-{app}-2"}
+        tallies = load.tallies()
+        report = {p: (t.ok, t.failed, t.reasons()) for p, t in tallies.items()}
+        print(f"deploy of a changed {app} under load: {report}")
+        assert all(t.ok > 0 for t in tallies.values()), report
+        assert sum(t.failed for t in tallies.values()) == 0, report
     finally:
         run_lab("build", app)  # the checkout's own image again
     assert [image for image, *_ in shipped] == [f"framework-lab/{app}:latest"], result.stdout
@@ -394,6 +429,7 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     assert int(size) < 10 * 2**20, f"{size} bytes for one changed file"
     assert int(sent) < int(total)  # the layers the host had were not sent again
 
+    check_rollback_on_host(app, apps[-1])
     check_root_deploy(vm, engine, app)
     check_ssh_dropped_while_shipping(engine, apps[-1])
     check_second_controller(engine, apps[0], tmp_path)

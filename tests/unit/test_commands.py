@@ -13,18 +13,6 @@ def test_compose_prefix_names_project_and_file():
 
 def test_build_up_down_logs():
     assert commands.compose_build(S, ["python"]) == [*COMPOSE, "build", "python"]
-    assert commands.compose_up(S, ["postgres", "app", "nginx"]) == [
-        *COMPOSE,
-        "up",
-        "--detach",
-        "--no-build",
-        "--pull",
-        "never",
-        "postgres",
-        "app",
-        "nginx",
-    ]
-    assert commands.compose_up(S, ["postgres", "app"], recreate=True)[-3:] == ["--force-recreate", "postgres", "app"]
     assert commands.compose_down(S) == [*COMPOSE, "down", "--remove-orphans"]
     assert commands.compose_down(S, volumes=True)[-1] == "--volumes"
     assert commands.compose_logs(S, ["app"], follow=True, tail=5) == [
