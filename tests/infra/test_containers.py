@@ -70,6 +70,7 @@ def test_apps_run_their_server_with_the_configured_workers(docker_host, containe
 
 
 DOCKER_DNS = "0B00007F"  # 127.0.0.11, where the engine's embedded resolver listens in every container
+LOOPBACK = "0100007F"  # 127.0.0.1: reachable from inside the container only (nginx's routes control)
 
 
 def listening_ports(host) -> set[int]:
@@ -81,7 +82,7 @@ def listening_ports(host) -> set[int]:
         for line in host.file(table).content_string.splitlines()[1:]:
             fields = line.split()
             address, port = fields[1].rsplit(":", 1)
-            if fields[3] == "0A" and address != DOCKER_DNS:
+            if fields[3] == "0A" and address not in (DOCKER_DNS, LOOPBACK):
                 ports.add(int(port, 16))
     return ports
 
