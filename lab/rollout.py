@@ -264,7 +264,8 @@ class Rollout:
     def wait_all(self, containers: list[tuple[str, Container]]) -> None:
         """Until every container is ready, all probed side by side; RolloutError (with its log)
         when one exits or the timeout passes."""
-        deadline = time.monotonic() + self.timeout
+        began = time.monotonic()
+        deadline = began + self.timeout
         pending = {c.id: (service, c) for service, c in containers}
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(pending)))) as pool:
             while pending:
@@ -275,7 +276,9 @@ class Rollout:
                         raise RolloutError(f"{service}: {container.name} exited while starting", self.log(container))
                 for container, ok in zip(fresh, pool.map(self.ready, fresh), strict=True):
                     if ok:
-                        pending.pop(container.id, None)
+                        service = pending.pop(container.id)[0]
+                        if container.health != "healthy":  # the probe saw it first: say when
+                            self.say(f"{service}: healthy after {time.monotonic() - began:.1f} s")
                 if not pending:
                     return
                 if time.monotonic() > deadline:
