@@ -9,9 +9,9 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from lab.constants import PROJECT
 from lab.errors import Exit, LabError
 
-PROJECT = "framework-lab"
 # Where a host keeps its CA bundle, most specific first (Debian/Ubuntu, Fedora/RHEL, Alpine, macOS brew).
 CA_BUNDLE_CANDIDATES = (
     "/etc/ssl/certs/ca-certificates.crt",
