@@ -1,6 +1,6 @@
 """The lab's local stand-in for a cloud server: a systemd container that looks to SSH and Ansible like a
 fresh Debian 13 (or, with `--debian 12`, Debian 12) machine configured by cloud-init (the recipe and its
-pitfalls were tried first: VM.md), or with `--full` a real VM under qemu's software emulation. Cloud
+pitfalls were tried first), or with `--full` a real VM under qemu's software emulation. Cloud
 servers live in lab.cloud.
 
 - `recipe`    what goes into the image, and the digest that says when it must be rebuilt
