@@ -223,14 +223,50 @@ def _load(path: Path) -> Stack:
         raise LabError(f"{path}: {_a(kind)} needs a Dockerfile", Exit.USAGE)
     data["secrets"] = tuple(data.get("secrets", ()))
     data["limits"] = replace(DEFAULT_LIMITS[kind], **data.get("limits", {}))
-    return Stack(path=path, **data)
+    stack = Stack(path=path, **data)
+    if kind == "app":
+        _check_pinned(stack)
+    return stack
+
+
+def _check_pinned(app: Stack) -> None:
+    """The framework and server a manifest declares are the ones its image installs (a copied folder
+    whose requirements.txt was changed but not its stack.toml, or the other way round, fails here)."""
+    requirements = app.path / "requirements.txt"
+    for key in ("package", "server"):
+        declared = getattr(app, key)
+        if not app.version_of(declared):
+            raise LabError(
+                f"{requirements}: {key} = {declared!r} (in {app.path / 'stack.toml'}) is not pinned here",
+                Exit.USAGE,
+                hint=f"add `{declared}==VERSION` to requirements.txt, or declare the {key} it installs",
+            )
+
+
+def _check_unique(stacks: list[Stack]) -> None:
+    """Each framework is told apart by its title and package: a copy of another stack's folder whose
+    manifest kept them would show two frameworks under one name in every report."""
+    for key in ("title", "package"):
+        seen: dict[str, Stack] = {}
+        for app in apps(stacks):
+            value = str(getattr(app, key)).lower()
+            if value in seen:
+                raise LabError(
+                    f"{app.path / 'stack.toml'}: {key} = {getattr(app, key)!r} is already the {key} of "
+                    f"{seen[value].path / 'stack.toml'}",
+                    Exit.USAGE,
+                    hint=f"a copied stack needs its own {key} (and its own requirements.txt)",
+                )
+            seen[value] = app
 
 
 def discover(stacks_dir: Path) -> list[Stack]:
     """Every stack under stacks_dir, sorted by name."""
     if not stacks_dir.is_dir():
         raise LabError(f"{stacks_dir}: no stacks folder (is LAB_HOME right?)", Exit.USAGE)
-    return [_load(p) for p in sorted(stacks_dir.iterdir()) if (p / "stack.toml").is_file()]
+    stacks = [_load(p) for p in sorted(stacks_dir.iterdir()) if (p / "stack.toml").is_file()]
+    _check_unique(stacks)
+    return stacks
 
 
 def apps(stacks: Iterable[Stack]) -> list[Stack]:

@@ -9,6 +9,7 @@ import yaml
 from lab import composefile
 from lab import stacks as stacklib
 from lab.settings import Settings
+from tests.unit.test_stacks import copy_as_new_framework
 
 
 def rendered(root):
@@ -66,8 +67,7 @@ def test_base_layer_is_build_only(root):
 def test_a_new_stack_folder_becomes_a_service_and_a_route(root, tmp_path):
     shutil.copytree(root / "stacks", tmp_path / "stacks")
     shutil.copytree(root / "stacks" / "flask", tmp_path / "stacks" / "quart")
-    manifest = tmp_path / "stacks" / "quart" / "stack.toml"
-    manifest.write_text(manifest.read_text().replace('name = "flask"', 'name = "quart"'))
+    copy_as_new_framework(tmp_path / "stacks" / "quart")
     compose = rendered(tmp_path)
     assert compose["services"]["quart"]["image"] == "framework-lab/quart:latest"
     assert "quart:8000:/health" in compose["services"]["nginx"]["environment"]["LAB_UPSTREAMS"]
