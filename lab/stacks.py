@@ -232,15 +232,12 @@ def _load(path: Path) -> Stack:
 def _check_pinned(app: Stack) -> None:
     """The framework and server a manifest declares are the ones its image installs (a copied folder
     whose requirements.txt was changed but not its stack.toml, or the other way round, fails here)."""
-    requirements = app.path / "requirements.txt"
+    manifest, requirements = app.path / "stack.toml", app.path / "requirements.txt"
     for key in ("package", "server"):
         declared = getattr(app, key)
         if not app.version_of(declared):
-            raise LabError(
-                f"{requirements}: {key} = {declared!r} (in {app.path / 'stack.toml'}) is not pinned here",
-                Exit.USAGE,
-                hint=f"add `{declared}==VERSION` to requirements.txt, or declare the {key} it installs",
-            )
+            message = f"{key} = {declared!r} is not pinned ({declared}==VERSION) in {requirements}"
+            raise LabError(f"{manifest}: {message}", Exit.USAGE)
 
 
 def _check_unique(stacks: list[Stack]) -> None:
@@ -255,7 +252,6 @@ def _check_unique(stacks: list[Stack]) -> None:
                     f"{app.path / 'stack.toml'}: {key} = {getattr(app, key)!r} is already the {key} of "
                     f"{seen[value].path / 'stack.toml'}",
                     Exit.USAGE,
-                    hint=f"a copied stack needs its own {key} (and its own requirements.txt)",
                 )
             seen[value] = app
 
