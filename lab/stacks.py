@@ -10,13 +10,12 @@ kind = "tool"      a helper image the lab builds and runs on demand, never by `l
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from lab.errors import Exit, LabError
+from lab.state import read_toml
 
 KINDS = ("app", "base", "database", "proxy", "tool")
 NAME = re.compile(r"^[a-z][a-z0-9]{1,30}$")
@@ -190,20 +189,9 @@ def _a(kind: str) -> str:
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
-def _read(manifest: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(manifest.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise LabError(f"{manifest}: not valid UTF-8 (byte {exc.start})", Exit.USAGE) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise LabError(f"{manifest}: not valid TOML: {exc}", Exit.USAGE) from None
-    except OSError as exc:
-        raise LabError(f"{manifest}: cannot be read: {exc.strerror}", Exit.USAGE) from None
-
-
 def _load(path: Path) -> Stack:
     manifest = path / "stack.toml"
-    data = _read(manifest)
+    data = read_toml(manifest)
     unknown = sorted(set(data) - set(SCHEMA))
     if unknown:
         raise LabError(f"{manifest}: unknown key(s) {', '.join(unknown)}", Exit.USAGE)
