@@ -123,6 +123,7 @@ def render(settings: Settings, stacks: list[Stack]) -> dict[str, Any]:
         "restart": "unless-stopped",
         "environment": {
             "LAB_UPSTREAMS": " ".join(f"{a.name}:{a.port}:{a.health}" for a in apps),
+            "LAB_LISTEN_PORT": str(proxy.port),  # its stack.toml's port: render-upstreams writes the listen line
         },
         "ports": [f"{_env('LAB_BIND', defaults.bind)}:{_env('LAB_PORT', defaults.port)}:{proxy.port}"],
         "networks": ["web"],

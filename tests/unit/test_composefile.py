@@ -34,6 +34,18 @@ def test_only_the_proxy_publishes_a_port_on_the_configured_address(root):
     assert published == {"nginx": ["${LAB_BIND:-127.0.0.1}:${LAB_PORT:-8080}:8080"]}
 
 
+def test_nginx_listens_on_the_port_of_its_manifest_only(root):
+    """The port nginx listens on is written once, in stacks/nginx/stack.toml: the compose file hands it
+    to the container (render-upstreams writes the listen line and its healthcheck uses it)."""
+    proxy = stacklib.one(stacklib.discover(root / "stacks"), "proxy")
+    nginx = rendered(root)["services"][proxy.name]
+    assert nginx["environment"]["LAB_LISTEN_PORT"] == str(proxy.port)
+    assert nginx["ports"][0].endswith(f":{proxy.port}")
+    for path in proxy.path.rglob("*"):
+        if path.is_file() and path.name != "stack.toml":
+            assert str(proxy.port) not in path.read_text(errors="replace"), f"{path} writes the port again"
+
+
 def test_database_is_on_an_internal_network_only(root):
     compose = rendered(root)
     assert compose["services"]["postgres"]["networks"] == ["data"]
