@@ -128,9 +128,8 @@ def check_updates(app, engine):
     rows = world_rows(r.json())
     assert len(rows) == 5
     ids = ",".join(str(row["id"]) for row in rows)
-    stored = dict(
-        line.split("|") for line in psql(engine, f"select id, randomnumber from world where id in ({ids})").splitlines()
-    )
+    found = psql(engine, f"select id, randomnumber from world where id in ({ids})")
+    stored = dict(line.split("\t") for line in found.splitlines())
     for row in rows:
         assert int(stored[str(row["id"])]) == row["randomNumber"], f"id {row['id']} not persisted"
     assert len(world_rows(get(f"/{app}/updates?queries=foo").json())) == 1
