@@ -19,6 +19,7 @@ import docker
 import docker.errors
 
 from lab import commands
+from lab.constants import IMAGES
 from lab.errors import Exit, LabError
 from lab.run import run
 from lab.settings import Settings
@@ -73,7 +74,7 @@ def debian_suite(image: str) -> str:
 
 
 def local_name(image: str) -> str:
-    return f"framework-lab/debian:{image.split(':', 1)[1]}"
+    return f"{IMAGES}/debian:{image.split(':', 1)[1]}"
 
 
 def apt_sources(suite: str, mirror: str) -> str:

@@ -9,6 +9,7 @@ DEPLOY_DIR = "/opt/framework-lab"  # where a deployed host keeps the compose fil
 DEPLOY_BIND, DEPLOY_PORT = "0.0.0.0", 80  # where nginx publishes on a deployed host
 SECRETS_GID = 10001  # the apps' group (stacks/python's `app`, stacks/postgres's `lab-secrets`): reads secrets
 DATABASE = "hello_world"  # the contract's database (stacks/CONTRACT.md)
+IMAGES = "framework-lab"  # the lab's images are IMAGES/<stack>:latest (and the base IMAGES/debian:<tag>)
 
 
 def playbook_vars() -> dict[str, object]:
@@ -19,4 +20,5 @@ def playbook_vars() -> dict[str, object]:
         "lab_bind": DEPLOY_BIND,
         "lab_port": DEPLOY_PORT,
         "lab_secrets_gid": SECRETS_GID,
+        "lab_image_namespace": IMAGES,
     }

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from lab.constants import IMAGES
 from lab.errors import Exit, LabError
 from lab.state import read_toml
 
@@ -70,7 +71,7 @@ class Stack:
 
     @property
     def image(self) -> str:
-        return f"framework-lab/{self.name}:latest"
+        return f"{IMAGES}/{self.name}:latest"
 
     @property
     def prefix(self) -> str:
