@@ -19,7 +19,9 @@ import docker
 import docker.errors
 
 from lab import commands
+from lab.constants import IMAGES
 from lab.errors import Exit, LabError
+from lab.run import run
 from lab.settings import Settings
 
 _DEBIAN = re.compile(r"^(?:docker\.io/)?(?:library/)?debian:(?P<suite>[a-z]+)(?:-slim)?$")
@@ -72,7 +74,7 @@ def debian_suite(image: str) -> str:
 
 
 def local_name(image: str) -> str:
-    return f"framework-lab/debian:{image.split(':', 1)[1]}"
+    return f"{IMAGES}/debian:{image.split(':', 1)[1]}"
 
 
 def apt_sources(suite: str, mirror: str) -> str:
@@ -131,17 +133,12 @@ def build(image: str, target: str, mirror: str, say: Callable[[str], None]) -> N
     with tempfile.TemporaryDirectory(prefix="lab-rootfs-", dir="/var/tmp") as tmp:
         rootfs = Path(tmp) / "rootfs"
         say(f"debootstrap {suite} from {mirror} …")
-        result = subprocess.run(commands.debootstrap(suite, rootfs, mirror), capture_output=True, text=True)
-        if result.returncode != 0:
-            tail = "\n  ".join((result.stdout + result.stderr).strip().splitlines()[-5:])
-            raise LabError(f"debootstrap {suite} failed:\n  {tail}")
+        run(commands.debootstrap(suite, rootfs, mirror), capture=True, what=f"debootstrap {suite}")
         slim(rootfs, suite, mirror)
         say(f"importing {target} …")
         tar = subprocess.Popen(commands.tar_rootfs(rootfs), stdout=subprocess.PIPE)
         labels = {"org.framework-lab.built-by": "debootstrap", "org.framework-lab.stands-for": image}
-        imported = subprocess.run(
-            commands.docker_import(target, labels), stdin=tar.stdout, capture_output=True, text=True
-        )
+        imported = run(commands.docker_import(target, labels), capture=True, check=False, stdin=tar.stdout)
         tar.stdout.close()  # type: ignore[union-attr]
         if tar.wait() != 0 or imported.returncode != 0:
             raise LabError(f"docker import of {target} failed: {imported.stderr.strip()}")

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lab import composefile, doctor, engine, entry, releases, rollout, state
+from lab import composefile, constants, doctor, engine, entry, releases, rollout, state
 from lab import settings as settingslib
 from lab import stacks as stacklib
 from lab.bench import cli as bench_cli
@@ -249,7 +249,7 @@ def releases_command(
     if target is None:
         recorded = rollout.load_releases(str(releases.local_record(lab.settings)))
     else:
-        command = releases.on_host(ansible.group_var(lab.settings.root, "lab_dir"), "releases", [], [])
+        command = releases.on_host(constants.DEPLOY_DIR, "releases", [], [])
         recorded = releases.remote_json(lab.settings, target, command, timeout=60)
     rows = releases.rows(recorded)
     if as_json:
@@ -296,11 +296,11 @@ def rollback(
         swapped = report.replaced
     else:
         args = releases.lab_args(
-            ansible.group_var(lab.settings.root, "lab_project", role="lab"), lab.database.name, lab.proxy.name,
+            constants.PROJECT, lab.database.name, lab.proxy.name,
             lab.settings.health_timeout, commit, by,
         )  # fmt: skip
         extra = [*(["--to", str(to)] if to else []), *names]
-        command = releases.on_host(ansible.group_var(lab.settings.root, "lab_dir"), "rollback", args, extra)
+        command = releases.on_host(constants.DEPLOY_DIR, "rollback", args, extra)
         answer = releases.remote_json(lab.settings, target, command, timeout=lab.settings.health_timeout + 120)
         release, swapped = {"id": answer["release"]}, answer["replaced"]
     where = target.inventory_name if target else "here"

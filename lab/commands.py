@@ -61,6 +61,12 @@ def docker_import(image: str, labels: dict[str, str]) -> list[str]:
     return [*argv, "-", image]
 
 
+def psql(database: str, sql: str) -> list[str]:
+    """One statement as PostgreSQL's superuser over the container's socket (peer: no password);
+    rows tab-separated, no headers, no psqlrc."""
+    return ["psql", "-X", "-q", "-U", "postgres", "-d", database, "-tA", "-F", "\t", "-c", sql]
+
+
 def tar_rootfs(rootfs: Path) -> list[str]:
     return ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."]
 

@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 
 from lab import stacks as stacklib
-from lab.settings import PROJECT, Settings
+from lab.constants import PROJECT
+from lab.settings import Settings
 from lab.stacks import Stack
 from lab.state import atomic_write
 
@@ -103,7 +104,7 @@ def render(settings: Settings, stacks: list[Stack]) -> dict[str, Any]:
             "restart": "unless-stopped",
             "environment": {
                 "LAB_PREFIX": app.prefix,
-                "LAB_PORT": str(app.port),
+                "LAB_APP_PORT": str(app.port),
                 **db_env,
                 **app.environment,
             },
@@ -122,6 +123,7 @@ def render(settings: Settings, stacks: list[Stack]) -> dict[str, Any]:
         "restart": "unless-stopped",
         "environment": {
             "LAB_UPSTREAMS": " ".join(f"{a.name}:{a.port}:{a.health}" for a in apps),
+            "LAB_LISTEN_PORT": str(proxy.port),  # its stack.toml's port: render-upstreams writes the listen line
         },
         "ports": [f"{_env('LAB_BIND', defaults.bind)}:{_env('LAB_PORT', defaults.port)}:{proxy.port}"],
         "networks": ["web"],

@@ -5,13 +5,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from lab.constants import PROJECT
 from lab.errors import Exit, LabError
+from lab.state import read_toml
 
-PROJECT = "framework-lab"
 # Where a host keeps its CA bundle, most specific first (Debian/Ubuntu, Fedora/RHEL, Alpine, macOS brew).
 CA_BUNDLE_CANDIDATES = (
     "/etc/ssl/certs/ca-certificates.crt",
@@ -125,14 +125,7 @@ def load(root: Path | None = None, env: dict[str, str] | None = None, **override
 
     config = settings.root / "lab.toml"
     if config.exists():
-        try:
-            data = tomllib.loads(config.read_bytes().decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise LabError(f"{config}: not valid UTF-8 (byte {exc.start})", Exit.USAGE) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise LabError(f"{config}: not valid TOML: {exc}", Exit.USAGE) from None
-        except OSError as exc:
-            raise LabError(f"{config}: cannot be read: {exc.strerror}", Exit.USAGE) from None
+        data = read_toml(config)
         unknown = sorted(set(data) - set(_ENV))
         if unknown:
             raise LabError(

@@ -10,13 +10,13 @@ kind = "tool"      a helper image the lab builds and runs on demand, never by `l
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
+from lab.constants import IMAGES
 from lab.errors import Exit, LabError
+from lab.state import read_toml
 
 KINDS = ("app", "base", "database", "proxy", "tool")
 NAME = re.compile(r"^[a-z][a-z0-9]{1,30}$")
@@ -71,7 +71,7 @@ class Stack:
 
     @property
     def image(self) -> str:
-        return f"framework-lab/{self.name}:latest"
+        return f"{IMAGES}/{self.name}:latest"
 
     @property
     def prefix(self) -> str:
@@ -190,20 +190,9 @@ def _a(kind: str) -> str:
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
-def _read(manifest: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(manifest.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise LabError(f"{manifest}: not valid UTF-8 (byte {exc.start})", Exit.USAGE) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise LabError(f"{manifest}: not valid TOML: {exc}", Exit.USAGE) from None
-    except OSError as exc:
-        raise LabError(f"{manifest}: cannot be read: {exc.strerror}", Exit.USAGE) from None
-
-
 def _load(path: Path) -> Stack:
     manifest = path / "stack.toml"
-    data = _read(manifest)
+    data = read_toml(manifest)
     unknown = sorted(set(data) - set(SCHEMA))
     if unknown:
         raise LabError(f"{manifest}: unknown key(s) {', '.join(unknown)}", Exit.USAGE)
@@ -223,14 +212,46 @@ def _load(path: Path) -> Stack:
         raise LabError(f"{path}: {_a(kind)} needs a Dockerfile", Exit.USAGE)
     data["secrets"] = tuple(data.get("secrets", ()))
     data["limits"] = replace(DEFAULT_LIMITS[kind], **data.get("limits", {}))
-    return Stack(path=path, **data)
+    stack = Stack(path=path, **data)
+    if kind == "app":
+        _check_pinned(stack)
+    return stack
+
+
+def _check_pinned(app: Stack) -> None:
+    """The framework and server a manifest declares are the ones its image installs (a copied folder
+    whose requirements.txt was changed but not its stack.toml, or the other way round, fails here)."""
+    manifest, requirements = app.path / "stack.toml", app.path / "requirements.txt"
+    for key in ("package", "server"):
+        declared = getattr(app, key)
+        if not app.version_of(declared):
+            message = f"{key} = {declared!r} is not pinned ({declared}==VERSION) in {requirements}"
+            raise LabError(f"{manifest}: {message}", Exit.USAGE)
+
+
+def _check_unique(stacks: list[Stack]) -> None:
+    """Each framework is told apart by its title and package: a copy of another stack's folder whose
+    manifest kept them would show two frameworks under one name in every report."""
+    for key in ("title", "package"):
+        seen: dict[str, Stack] = {}
+        for app in apps(stacks):
+            value = str(getattr(app, key)).lower()
+            if value in seen:
+                raise LabError(
+                    f"{app.path / 'stack.toml'}: {key} = {getattr(app, key)!r} is already the {key} of "
+                    f"{seen[value].path / 'stack.toml'}",
+                    Exit.USAGE,
+                )
+            seen[value] = app
 
 
 def discover(stacks_dir: Path) -> list[Stack]:
     """Every stack under stacks_dir, sorted by name."""
     if not stacks_dir.is_dir():
         raise LabError(f"{stacks_dir}: no stacks folder (is LAB_HOME right?)", Exit.USAGE)
-    return [_load(p) for p in sorted(stacks_dir.iterdir()) if (p / "stack.toml").is_file()]
+    stacks = [_load(p) for p in sorted(stacks_dir.iterdir()) if (p / "stack.toml").is_file()]
+    _check_unique(stacks)
+    return stacks
 
 
 def apps(stacks: Iterable[Stack]) -> list[Stack]:

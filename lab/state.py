@@ -11,13 +11,28 @@ import errno
 import fcntl
 import os
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from lab.errors import Exit, LabError
 
 LOCK_NAME = "lock"
 _held: dict[Path, int] = {}  # lock files this process holds, and how deeply (nested commands)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file the user writes (lab.toml, a stack.toml); what is wrong with it is a usage error
+    naming the file."""
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise LabError(f"{path}: not valid UTF-8 (byte {exc.start})", Exit.USAGE) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise LabError(f"{path}: not valid TOML: {exc}", Exit.USAGE) from None
+    except OSError as exc:
+        raise LabError(f"{path}: cannot be read: {exc.strerror}", Exit.USAGE) from None
 
 
 def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:

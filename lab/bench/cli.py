@@ -23,6 +23,7 @@ from lab import entry
 from lab import settings as settingslib
 from lab import stacks as stacklib
 from lab.bench import compare as comparelib
+from lab.bench import format as fmt
 from lab.bench import plan, report, results
 from lab.bench.plan import CEILING
 from lab.bench.runner import Bench, Interrupted, Options, Outcome
@@ -130,7 +131,7 @@ def _print_outcome(outcome: Outcome) -> None:
     document = outcome.document
     for level in document["settings"]["concurrency"]:
         _print_grid(document, level)
-    flagged = report.flagged_runs(document)
+    flagged = results.flagged_runs(document)
     if flagged:
         console.print(f"[red]lab: {len(flagged)} run(s) had errors; see “Runs with errors” in the report[/]")
     for name in ("results.json", "report.md", "report.html"):
@@ -143,11 +144,11 @@ def _print_grid(document: dict[str, Any], level: int) -> None:
     table.add_column("")
     for test in document["settings"]["tests"]:
         table.add_column(test, justify="right")
-    for target in report.targets(document):
-        row = [report.label(target)]
+    for target in results.targets(document):
+        row = [fmt.label(target)]
         for test in document["settings"]["tests"]:
-            text = report.rps_cell(cells.get((target, test, level)), target)
-            row.append(f"[red]{text}[/]" if report.WARN in text else text)
+            text = fmt.rps_cell(cells.get((target, test, level)), target)
+            row.append(f"[red]{text}[/]" if fmt.WARN in text else text)
         table.add_row(*row)
     out.print(table)
 
@@ -171,11 +172,11 @@ def compare_command(
     for row in rows:
         colour = colours.get(row.verdict, "yellow")
         table.add_row(
-            report.label(row.target) if row.target != CEILING else "ceiling",
+            fmt.label(row.target) if row.target != CEILING else "ceiling",
             row.test,
             str(row.concurrency),
-            report.rps(row.before),
-            report.rps(row.after),
+            fmt.rps(row.before),
+            fmt.rps(row.after),
             _signed(row.change),
             "—" if row.noise is None else f"±{row.noise * 100:.1f}%",
             f"[{colour}]{row.verdict}[/]",

@@ -151,3 +151,23 @@ def load(path: Path) -> dict[str, Any]:
 
 def cell_index(document: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
     return {_key(cell): cell for cell in document["cells"]}
+
+
+def targets(document: dict[str, Any]) -> list[str]:
+    """The ceiling first (when measured), then every measured framework, in the results' order."""
+    measured = [f["name"] for f in document["frameworks"] if f["measured"]]
+    has_ceiling = any(c["target"] == CEILING for c in document["cells"])
+    return ([CEILING] if has_ceiling else []) + measured
+
+
+def levels(document: dict[str, Any]) -> list[int]:
+    return list(document["settings"]["concurrency"])
+
+
+def tests(document: dict[str, Any]) -> list[str]:
+    return list(document["settings"]["tests"])
+
+
+def flagged_runs(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The measured runs (warm-ups left out) that had errors."""
+    return [r for r in document["runs"] if not r["ok"] and not r["warmup"]]

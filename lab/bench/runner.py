@@ -1,7 +1,8 @@
 """`lab bench`: start (or find, on a deployed host) and verify the frameworks, then run wrk in a
 container on the lab's own network against each framework (and nginx's ceiling), reading the
 CPU time the app, nginx and PostgreSQL used from the engine before and after each run. Where it
-runs, this machine or a host, is a Site (lab.bench.site).
+runs, this machine or a host, is a Site (lab.bench.site); the progress bar is lab.bench.progress,
+the results document is built by lab.bench.document and rendered by lab.bench.report.
 
 results.json is rewritten after every run, so whatever happens, what was measured is kept.
 """
@@ -10,11 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +22,18 @@ import docker
 import docker.errors
 import requests.exceptions
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
 from lab import engine
 from lab import stacks as stacklib
-from lab.bench import machine, plan, probe, report, results, schema, wrk
+from lab.bench import document as documentlib
+from lab.bench import machine, plan, probe, report, results, wrk
 from lab.bench.plan import CEILING, Step
+from lab.bench.progress import RunProgress
 from lab.bench.site import Site
 from lab.errors import Exit, LabError
 from lab.local import Lab
 from lab.stacks import Stack
-from lab.verify.contract import FAIL, PASS, WARN
+from lab.verify.contract import FAIL
 from lab.verify.database import ContainerDatabase
 
 HARD_MARGIN_S = 30  # a wrk container still running this long after its duration is killed
@@ -73,20 +73,8 @@ class Interrupted(Exception):
         self.outcome = outcome
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def default_folder(root: Path) -> Path:
     return root / "bench-results" / datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
-class _Left(ProgressColumn):
-    """Time left: the planned duration of what remains (more honest than a speed estimate)."""
-
-    def render(self, task: Task) -> Text:
-        left = max(0, int((task.total or 0) - task.completed))
-        return Text(f"~{left // 60}m{left % 60:02d}s left", style="progress.remaining")
 
 
 class Bench:
@@ -147,14 +135,7 @@ class Bench:
 
     def verify(self, apps: list[Stack]) -> dict[str, dict[str, Any]]:
         """The contract checks (without stopping the database) per framework: counts and failures."""
-        checked = self.site.verify(apps)
-        verdicts: dict[str, dict[str, Any]] = {a.name: {PASS: 0, WARN: 0, FAIL: 0, "failures": []} for a in apps}
-        for result in checked:
-            verdict = verdicts[result.framework]
-            verdict[result.status] += 1
-            if result.status == FAIL:
-                verdict["failures"].append(f"{result.check}: {result.reason}"[:300])
-        return verdicts
+        return documentlib.verdicts(apps, self.site.verify(apps))
 
     def versions(self, client: docker.DockerClient) -> dict[str, str]:
         found = {"lab": _lab_version(), "docker": str(client.version().get("Version", ""))}
@@ -214,7 +195,7 @@ class Bench:
         args = wrk.argv(url, step.concurrency, step.duration, threads, self.options.timeout)
         local = self.site.local
         before, self.counters = probe.cpu_now(watched, local)
-        started = now()
+        started = documentlib.now()
         sampler = probe.MemorySampler(None if step.warmup else app, max(1.0, step.duration / 5), local)
         with sampler:
             code, output, problems = self.run_wrk(args, timeout=step.duration + HARD_MARGIN_S)
@@ -284,55 +265,21 @@ class Bench:
         return Outcome(self.folder, self.document, False, not_measured)
 
     def load_runs(self, steps: list[Step]) -> None:
-        columns = (
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=30),
-            TextColumn("{task.fields[done]}/{task.fields[steps]} runs"),
-            TimeElapsedColumn(),
-            _Left(),
-        )
         pause = self.options.pause
-        with Progress(*columns, console=self.console, transient=False) as progress:
-            task = progress.add_task("starting", total=plan.estimate_s(steps, pause), done=0, steps=len(steps))
-            began = time.monotonic()
-            ticker_stop = threading.Event()
-            current = {"elapsed_before": 0.0, "step_start": time.monotonic(), "planned": 0.0}
-
-            def tick() -> None:
-                while not ticker_stop.wait(0.5):
-                    into = min(time.monotonic() - current["step_start"], current["planned"])
-                    progress.update(task, completed=current["elapsed_before"] + into)
-
-            ticker = threading.Thread(target=tick, daemon=True)
-            ticker.start()
-            try:
-                for index, step in enumerate(steps):
-                    label = "warm-up" if step.warmup else f"rep {step.repetition}/{self.options.repeat}"
-                    current.update(
-                        elapsed_before=time.monotonic() - began,
-                        step_start=time.monotonic(),
-                        planned=step.duration + plan.RUN_OVERHEAD_S,
+        with RunProgress(self.console, steps, pause, self.options.repeat) as shown:
+            for index, step in enumerate(steps):
+                shown.starting(index)
+                record = self.measure(step)
+                self.document["runs"].append(record)
+                if not record["ok"] and not step.warmup:
+                    shown.print(
+                        f"[yellow]lab: {step.target} {step.test} c={step.concurrency}: "
+                        f"{'; '.join(record['problems'])}[/]"
                     )
-                    progress.update(
-                        task,
-                        description=f"{label} {step.test:<9} c={step.concurrency:<4} {step.target}",
-                        total=(time.monotonic() - began) + plan.estimate_s(steps[index:], pause),
-                    )
-                    record = self.measure(step)
-                    self.document["runs"].append(record)
-                    if not record["ok"] and not step.warmup:
-                        progress.console.print(
-                            f"[yellow]lab: {step.target} {step.test} c={step.concurrency}: "
-                            f"{'; '.join(record['problems'])}[/]"
-                        )
-                    self.save()
-                    progress.update(task, done=index + 1)
-                    if index + 1 < len(steps):
-                        time.sleep(pause)
-            finally:
-                ticker_stop.set()
-                ticker.join(timeout=2)
+                self.save()
+                shown.finished(index)
+                if index + 1 < len(steps):
+                    time.sleep(pause)
 
     # -- the document ------------------------------------------------------------------------------
 
@@ -345,7 +292,6 @@ class Bench:
         startup: dict[str, tuple[float | None, str]],
         planned: int,
     ) -> dict[str, Any]:
-        options = self.options
         facts = self.site.machine()
         _, self.counters = probe.cpu_now({"nginx": self.containers.get(self.lab.proxy.name)}, self.site.local)
         frameworks = []
@@ -355,90 +301,40 @@ class Bench:
             if container is not None and app in measured:
                 idle = probe.memory_now(container, self.site.local)
             python = probe.exec_text(container, ["python3", "-c", "import platform; print(platform.python_version())"])
-            seconds, note = startup[app.name]
-            verdict = verdicts[app.name]
             frameworks.append(
-                {
-                    "name": app.name,
-                    "title": app.title,
-                    "version": app.version_of(app.package),
-                    "server": app.server or "",
-                    "server_version": app.version_of(app.server),
-                    "data_layer": app.data_layer,
-                    "templates": app.templates,
-                    "python": python if container is not None else "",
-                    "verified": not verdict[FAIL],
-                    "verify": {
-                        "pass": verdict[PASS],
-                        "warn": verdict[WARN],
-                        "fail": verdict[FAIL],
-                        "failures": verdict["failures"],
-                    },
-                    "measured": app in measured,
-                    "image": probe.image_info(client, app.image),
-                    "startup_s": seconds,
-                    "startup_note": note,
-                    "memory": {"idle_bytes": idle, "loaded_bytes": None},
-                }
+                documentlib.framework(
+                    app,
+                    verdicts[app.name],
+                    app in measured,
+                    python if container is not None else "",
+                    probe.image_info(client, app.image),
+                    startup[app.name],
+                    idle,
+                )
             )
-        versions = self.versions(client)
-        no_ceiling = [t for t in options.tests if t not in plan.CEILING_PATHS]
-        return {
-            "schema": schema.VERSION,
-            "complete": False,
-            "interrupted": False,
-            "started": now(),
-            "finished": None,
-            "command": options.command,
-            "git": machine.git(self.settings.root),
-            "machine": facts,
-            "settings": {
-                "project": self.project,
-                "host": self.site.host,
-                "load_from": f"a wrk container on the {self.network} network of {self.site.where} "
-                "(no published port, no docker-proxy)",
-                "base_url": self.base_url,
-                "tests": list(options.tests),
-                "concurrency": list(options.concurrency),
-                "duration_s": options.duration,
-                "warmup_s": options.warmup,
-                "repeat": options.repeat,
-                "queries": options.queries,
-                "timeout_s": options.timeout,
-                "pause_s": options.pause,
-                "threads": options.threads or (facts["docker"]["cpus"] or 1),
-                "restart": options.restart,
-                "cpu_counters": self.counters,
-                "frameworks": [a.name for a in apps],
-            },
-            "versions": versions,
-            "frameworks": frameworks,
-            "ceiling": {
-                "server": self.lab.proxy.name,
-                "version": versions.get("nginx", ""),
-                "paths": {t: p for t, p in plan.CEILING_PATHS.items() if t in options.tests},
-                "note": plan.NO_CEILING_NOTE.format(tests=", ".join(no_ceiling)) if no_ceiling else "",
-            },
-            "planned_runs": planned,
-            "runs": [],
-            "cells": [],
+        place = {
+            "project": self.project,
+            "host": self.site.host,
+            "where": self.site.where,
+            "network": self.network,
+            "base_url": self.base_url,
+            "cpu_counters": self.counters,
         }
+        return documentlib.header(
+            self.options,
+            place=place,
+            git=machine.git(self.settings.root),
+            machine=facts,
+            versions=self.versions(client),
+            frameworks=frameworks,
+            ceiling_server=self.lab.proxy.name,
+            planned=planned,
+        )
 
     def finish(self, complete: bool, interrupted: bool = False) -> None:
-        document = self.document
-        document["complete"] = complete
-        document["interrupted"] = interrupted
-        document["finished"] = now()
-        document["cells"] = results.cells(document["runs"])
-        for framework in document["frameworks"]:
-            peaks = [
-                r["memory_peak_bytes"]
-                for r in document["runs"]
-                if r["target"] == framework["name"] and r["memory_peak_bytes"] is not None
-            ]
-            framework["memory"]["loaded_bytes"] = max(peaks) if peaks else None
+        documentlib.finish(self.document, complete, interrupted)
         self.save()
-        report.write(document, self.folder)
+        report.write(self.document, self.folder)
 
     def save(self) -> None:
         results.save(self.document, self.folder / "results.json")

@@ -13,11 +13,11 @@ from rich.console import Console
 from lab import baseimage, builds, engine
 from lab import stacks as stacklib
 from lab.bench import machine
+from lab.constants import PROJECT
 from lab.deploy import hostengine
 from lab.deploy.hostengine import HostEngine
 from lab.errors import Exit, LabError
 from lab.local import Lab
-from lab.settings import PROJECT
 from lab.stacks import Stack
 from lab.verify import local as local_verify
 from lab.verify import remote as remote_verify
@@ -124,7 +124,7 @@ class HostSite:
     def prepare_tool(self) -> Tool:
         local = engine.client()
         tool = build_tool(self.lab, local)
-        for shipped in hostengine.ship(self.lab.settings.root, self.engine, local, [tool.image]):
+        for shipped in hostengine.ship(self.lab.settings.root, self.engine, [tool.image]):
             self.lab.say(
                 f"shipped {shipped['image']} to {self.host}: {shipped['sent_layers']} of {shipped['layers']} "
                 f"layers, {shipped['bytes']} bytes"

@@ -101,9 +101,9 @@ def only_environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def group_var(root: Path, name: str, role: str | None = None) -> str:
-    """A variable of the checkout's playbooks (group_vars/all.yml, or a role's defaults): their one source."""
-    path = root / "playbooks" / ("group_vars/all.yml" if role is None else f"roles/{role}/defaults/main.yml")
+def group_var(root: Path, name: str) -> str:
+    """A variable of the checkout's playbooks (group_vars/all.yml): their one source."""
+    path = root / "playbooks" / "group_vars" / "all.yml"
     value = yaml.safe_load(path.read_text()).get(name)
     if value is None:
         raise LabError(f"{path}: no {name}")

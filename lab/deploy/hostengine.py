@@ -23,6 +23,7 @@ from lab import commands
 from lab.deploy import ansible, remote
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
+from lab.run import run
 
 REMOTE_SOCKET = "/var/run/docker.sock"
 
@@ -40,13 +41,7 @@ class HostEngine:
     def ssh(self, command: str, timeout: float = 60) -> str:
         """A command's output on the host (as the SSH user); a LabError when it fails."""
         argv = commands.ssh(self.config, self.name, command)
-        try:
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise LabError(f"on {self.name}, `{command[:60]}` took longer than {timeout:.0f}s") from None
-        if result.returncode != 0:
-            raise LabError(f"on {self.name}, `{command[:60]}` failed: {result.stderr.strip()[-300:]}")
-        return result.stdout
+        return run(argv, capture=True, what=f"on {self.name}, `{command[:60]}`", timeout=timeout).stdout
 
 
 def _wait_for_socket(process: subprocess.Popen, socket: Path, timeout: float) -> bool:
@@ -106,22 +101,9 @@ def connect(state_dir: Path, target: Target, timeout: float = 30) -> Iterator[Ho
 SHIP_SCRIPT = Path("playbooks") / "roles" / "lab" / "files" / "ship-image"  # the deploy role's own
 
 
-def ship(root: Path, host: HostEngine, client: docker.DockerClient, images: list[str]) -> list[dict[str, Any]]:
-    """Ship the images (from this machine's engine, `client`) whose IDs the host does not have,
-    with the deploy role's ship-image; its report per image shipped."""
-    differing = []
-    for image in images:
-        local_id = client.images.get(image).id
-        try:
-            if host.client.images.get(image).id == local_id:
-                continue
-        except docker.errors.ImageNotFound:
-            pass
-        differing.append(image)
-    if not differing:
-        return []
-    argv = commands.ship_image(root / SHIP_SCRIPT, differing, host.config, host.name)
-    result = subprocess.run(argv, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise LabError(f"shipping {', '.join(differing)} to {host.name} failed: {result.stderr.strip()[-400:]}")
+def ship(root: Path, host: HostEngine, images: list[str]) -> list[dict[str, Any]]:
+    """Ship the images whose IDs the host does not have, from this machine's engine, with the deploy
+    role's ship-image (which decides what differs); its report per image shipped."""
+    argv = commands.ship_image(root / SHIP_SCRIPT, images, host.config, host.name)
+    result = run(argv, capture=True, what=f"shipping {', '.join(images)} to {host.name}")
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]

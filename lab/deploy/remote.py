@@ -13,8 +13,10 @@ from pathlib import Path
 from rich.console import Console
 
 from lab import commands
+from lab.constants import DATABASE
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
+from lab.run import run
 from lab.vm import keys
 
 CONNECT_TIMEOUT = 10
@@ -104,32 +106,11 @@ class RemoteDatabase:
 
     def _sudo(self, command: str, timeout: float = 120) -> str:
         argv = commands.ssh(self.config, self.host, f"sudo -n {command}")
-        try:
-            result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise LabError(f"on the host, `{command[:80]}` took longer than {timeout:.0f}s") from None
-        if result.returncode != 0:
-            raise LabError(f"on the host, `{command[:80]}` failed: {result.stderr.strip()[:300]}")
-        return result.stdout
+        what = f"on the host, `{command[:80]}`"
+        return run(argv, capture=True, what=what, timeout=timeout, stdin=subprocess.DEVNULL).stdout
 
     def query(self, sql: str) -> list[list[str]]:
-        psql = [
-            "docker",
-            "exec",
-            self.container,
-            "psql",
-            "-X",
-            "-q",
-            "-U",
-            "postgres",
-            "-d",
-            "hello_world",
-            "-tA",
-            "-F",
-            "\t",
-            "-c",
-            sql,
-        ]
+        psql = ["docker", "exec", self.container, *commands.psql(DATABASE, sql)]
         return [line.split("\t") for line in self._sudo(shlex.join(psql)).splitlines() if line]
 
     def stop(self) -> None:

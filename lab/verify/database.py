@@ -7,12 +7,13 @@ import time
 
 import docker
 
-from lab import engine
+from lab import commands, engine
+from lab.constants import DATABASE
 from lab.errors import Exit, LabError
 
 
 class ContainerDatabase:
-    def __init__(self, client: docker.DockerClient, project: str, service: str, database: str = "hello_world") -> None:
+    def __init__(self, client: docker.DockerClient, project: str, service: str, database: str = DATABASE) -> None:
         found = [c for c in engine.lab_containers(client, project) if engine.service_of(c) == service]
         if not found:
             raise LabError(
@@ -22,9 +23,7 @@ class ContainerDatabase:
         self.database = database
 
     def query(self, sql: str) -> list[list[str]]:
-        code, output = self.container.exec_run(
-            ["psql", "-X", "-q", "-U", "postgres", "-d", self.database, "-tA", "-F", "\t", "-c", sql]
-        )
+        code, output = self.container.exec_run(commands.psql(self.database, sql))
         text = output.decode("utf-8")
         if code != 0:
             raise LabError(f"psql failed: {text.strip()[:300]}")

@@ -8,15 +8,15 @@ import sys
 from rich.console import Console
 
 from lab import commands
+from lab.constants import DEPLOY_BIND, DEPLOY_PORT, PROJECT
 from lab.deploy import ansible, remote
 from lab.deploy.target import Target
 from lab.local import Lab
-from lab.settings import PROJECT
 from lab.stacks import Stack
 from lab.verify import contract
 from lab.verify.contract import Result
 
-PUBLISHED = ("0.0.0.0", 80)  # where the lab role publishes nginx on a host (its project is always PROJECT)
+PUBLISHED = (DEPLOY_BIND, DEPLOY_PORT)  # where the lab role publishes nginx on a host (its project is always PROJECT)
 
 
 def contract_results(lab: Lab, target: Target, apps: list[Stack], restart_db: bool, console: Console) -> list[Result]:

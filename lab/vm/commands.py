@@ -16,7 +16,7 @@ LABEL = "org.framework-lab.vm"  # on the container: the VM's name
 SEED = "/var/lib/cloud/seed/nocloud"
 
 # What makes systemd, and later a Docker engine, work in a container on an engine without
-# CAP_SYS_RESOURCE (where --privileged fails): tried in VM.md.
+# CAP_SYS_RESOURCE (where --privileged fails): tried on the CI machines.
 SYSTEMD_FLAGS = (
     "--cap-add",
     "ALL",

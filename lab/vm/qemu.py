@@ -1,7 +1,7 @@
 """argv for the full VM (`lab vm up --full`): qemu under software emulation, qemu-img, mke2fs, genisoimage and
 apt, built by pure functions. Nothing here runs anything: unit tests check these lists.
 
-The qemu command line is the one tried in VM.md: TCG (the host's /dev/kvm has no hardware behind it), direct
+The qemu command line is the one tried on the CI machines: TCG (the host's /dev/kvm has no hardware behind it), direct
 kernel boot, a virtio disk (a qcow2 overlay on the base disk) and a NoCloud seed ISO, user networking with SSH
 and HTTP forwarded on loopback only, daemonized with a pidfile.
 """

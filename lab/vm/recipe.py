@@ -47,7 +47,7 @@ PACKAGES = (
     "netbase",
 )
 
-# Units that hang or fail in a container (VM.md): masked, i.e. linked to /dev/null.
+# Units that hang or fail in a container: masked, i.e. linked to /dev/null.
 MASKED = (
     "systemd-udevd.service",
     "systemd-udev-trigger.service",

@@ -5,7 +5,7 @@ import os
 # gunicorn strips SCRIPT_NAME from PATH_INFO, so the app generates URLs under its prefix.
 os.environ.setdefault("SCRIPT_NAME", os.environ.get("LAB_PREFIX", ""))
 
-bind = f"0.0.0.0:{os.environ.get('LAB_PORT', '8000')}"
+bind = f"0.0.0.0:{os.environ.get('LAB_APP_PORT', '8000')}"
 workers = int(os.environ.get("LAB_WORKERS", "2"))
 # gthread keeps connections from nginx alive; the sync worker closes each one, which
 # under load leaves tens of thousands of TIME_WAIT sockets behind.

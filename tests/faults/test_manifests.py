@@ -43,6 +43,8 @@ def _edit(text: str, change: str) -> str:
         ("logs", 'secrets = ["../../x"]', "secrets = ['../../x'] has bad name(s) '../../x'"),
         ("logs", 'secrets = ["[bold]x"]', "has bad name(s) '[bold]x'"),  # shown as written, not as markup
         ("build", "colour = 1", "unknown key(s) colour"),
+        # the image would install another server than the one the reports name
+        ("compose", 'server = "not-installed"', "server = 'not-installed' is not pinned (not-installed==VERSION) in "),
     ],
 )
 def test_a_broken_manifest_is_one_line_exit_2_and_writes_nothing(tmp_path, command, change, says):

@@ -90,7 +90,8 @@ def listening_ports(host) -> set[int]:
 def test_each_container_listens_only_on_its_port(containers, inside):
     problems = []
     for c in containers:
-        expected = {int(c.env.get("LAB_PORT", c.manifest.get("port", 0)))} if c.kind == "app" else {c.manifest["port"]}
+        port = c.env.get("LAB_APP_PORT", c.manifest.get("port", 0)) if c.kind == "app" else c.manifest["port"]
+        expected = {int(port)}
         found = listening_ports(inside(c))
         if found != expected:
             problems.append(f"{c.name}: listens on {sorted(found)}, expected {sorted(expected)}")

@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from lab.constants import DEPLOY_DIR
+
 
 @pytest.fixture(autouse=True)
 def only_deploy_targets(deployed):
@@ -46,10 +48,10 @@ def test_deploy_user_has_sudo_and_docker(docker_host):
 
 
 def test_secrets_are_private_files(docker_host):
-    folder = docker_host.file("/opt/framework-lab/secrets")
+    folder = docker_host.file(f"{DEPLOY_DIR}/secrets")
     assert folder.is_directory and folder.mode == 0o750 and folder.user == "root"
-    for name in docker_host.check_output("ls /opt/framework-lab/secrets").split():
-        secret = docker_host.file(f"/opt/framework-lab/secrets/{name}")
+    for name in docker_host.check_output(f"ls {DEPLOY_DIR}/secrets").split():
+        secret = docker_host.file(f"{DEPLOY_DIR}/secrets/{name}")
         assert secret.mode == 0o640 and secret.user == "root", name
 
 

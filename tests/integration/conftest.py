@@ -16,6 +16,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from lab import commands
+from lab.constants import DATABASE
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "framework-lab-test"
 PORT = 18080
@@ -105,7 +108,7 @@ def lab_up(engine, apps):
 
 def psql(engine: docker.DockerClient, sql: str) -> str:
     container = engine.containers.get(f"{PROJECT}-postgres-1")
-    code, output = container.exec_run(["psql", "-U", "postgres", "-d", "hello_world", "-tAc", sql])
+    code, output = container.exec_run(commands.psql(DATABASE, sql))  # as lab verify queries it: rows tab-separated
     assert code == 0, output.decode()
     return output.decode().strip()
 

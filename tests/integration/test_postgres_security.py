@@ -20,13 +20,14 @@ from pathlib import Path
 import docker
 import pytest
 
+from lab.constants import DATABASE
 from tests.integration.conftest import ROOT, get, lab_env, remove_project, run_lab
 
 pytestmark = pytest.mark.integration
 PROJECT = "framework-lab-pgsec"
 PORT = 18087
 IMAGE = "framework-lab/postgres:latest"
-DB_NAME = "hello_world"
+DB_NAME = DATABASE
 APP_ROLE = "benchmarkdbuser"
 LABEL = {"com.docker.compose.project": PROJECT}  # so remove_project finds what the tests start alone
 HEALTH_TIMEOUT = 120  # seconds; a start takes a few, the lab's default wait is 240

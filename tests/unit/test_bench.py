@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from lab import composefile
 from lab import stacks as stacklib
-from lab.bench import compare, machine, plan, probe, report, results, schema, stats, wrk
+from lab.bench import charts, compare, machine, plan, probe, report, results, schema, stats, wrk
 from lab.bench.cli import app as bench_app
 from lab.bench.plan import CEILING, Step
 from lab.errors import Exit, LabError
@@ -688,10 +688,10 @@ def test_results_go_under_bench_results_by_default():
 
 
 def test_chart_axes_have_round_steps():
-    assert report.axis(12921) == (5000, 15000)
-    assert report.axis(1431) == (500, 1500)
-    assert report.axis(0.16) == (pytest.approx(0.05), pytest.approx(0.2))
-    assert report.axis(0) == (0.25, 1.0)
+    assert charts.axis(12921) == (5000, 15000)
+    assert charts.axis(1431) == (500, 1500)
+    assert charts.axis(0.16) == (pytest.approx(0.05), pytest.approx(0.2))
+    assert charts.axis(0) == (0.25, 1.0)
 
 
 def test_host_facts_from_one_ssh_command():

@@ -9,6 +9,7 @@ import yaml
 from lab import composefile
 from lab import stacks as stacklib
 from lab.settings import Settings
+from tests.unit.test_stacks import copy_as_new_framework
 
 
 def rendered(root):
@@ -31,6 +32,18 @@ def test_only_the_proxy_publishes_a_port_on_the_configured_address(root):
     services = rendered(root)["services"]
     published = {name: s["ports"] for name, s in services.items() if "ports" in s}
     assert published == {"nginx": ["${LAB_BIND:-127.0.0.1}:${LAB_PORT:-8080}:8080"]}
+
+
+def test_nginx_listens_on_the_port_of_its_manifest_only(root):
+    """The port nginx listens on is written once, in stacks/nginx/stack.toml: the compose file hands it
+    to the container (render-upstreams writes the listen line and its healthcheck uses it)."""
+    proxy = stacklib.one(stacklib.discover(root / "stacks"), "proxy")
+    nginx = rendered(root)["services"][proxy.name]
+    assert nginx["environment"]["LAB_LISTEN_PORT"] == str(proxy.port)
+    assert nginx["ports"][0].endswith(f":{proxy.port}")
+    for path in proxy.path.rglob("*"):
+        if path.is_file() and path.name != "stack.toml":
+            assert str(proxy.port) not in path.read_text(errors="replace"), f"{path} writes the port again"
 
 
 def test_database_is_on_an_internal_network_only(root):
@@ -66,8 +79,7 @@ def test_base_layer_is_build_only(root):
 def test_a_new_stack_folder_becomes_a_service_and_a_route(root, tmp_path):
     shutil.copytree(root / "stacks", tmp_path / "stacks")
     shutil.copytree(root / "stacks" / "flask", tmp_path / "stacks" / "quart")
-    manifest = tmp_path / "stacks" / "quart" / "stack.toml"
-    manifest.write_text(manifest.read_text().replace('name = "flask"', 'name = "quart"'))
+    copy_as_new_framework(tmp_path / "stacks" / "quart")
     compose = rendered(tmp_path)
     assert compose["services"]["quart"]["image"] == "framework-lab/quart:latest"
     assert "quart:8000:/health" in compose["services"]["nginx"]["environment"]["LAB_UPSTREAMS"]

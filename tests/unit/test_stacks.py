@@ -42,7 +42,8 @@ def test_no_framework_is_named_in_the_driver_or_the_host_checks(root):
 def test_nothing_states_how_many_frameworks_there_are(root):
     """The number follows from stacks/ (`lab stacks`); a count written down goes stale with the next folder."""
     count = re.compile(r"\b(two|three|four|five|six|seven|eight|nine|ten|\d+)\s+(python\s+)?web\s+frameworks\b", re.I)
-    for source in [*LAB_SOURCES.rglob("*.py"), root / "README.md", root / "stacks" / "CONTRACT.md"]:
+    documents = [root / "README.md", root / "stacks" / "CONTRACT.md", root / "pyproject.toml"]
+    for source in [*LAB_SOURCES.rglob("*.py"), *documents]:
         found = count.search(source.read_text())
         assert not found, f"{source.relative_to(root)} says {found.group(0)!r}"
 
@@ -78,7 +79,18 @@ def _stack(tmp_path: Path, name: str, body: str, dockerfile: bool = True) -> Pat
     (folder / "stack.toml").write_text(body)
     if dockerfile:
         (folder / "Dockerfile").write_text("FROM scratch\n")
+    (folder / "requirements.txt").write_text("x==1\nx2==1\ny==1\n")  # APP's package and server, pinned
     return tmp_path
+
+
+def copy_as_new_framework(folder: Path) -> None:
+    """A copy of stacks/flask made a framework of its own: its name, title and package (pinned)."""
+    manifest, requirements = folder / "stack.toml", folder / "requirements.txt"
+    text = manifest.read_text().replace('name = "flask"', 'name = "quart"')
+    manifest.write_text(
+        text.replace('title = "Flask"', 'title = "Quart"').replace('package = "Flask"', 'package = "Quart"')
+    )
+    requirements.write_text(requirements.read_text() + "Quart==0.20.0\n")
 
 
 @pytest.mark.parametrize(
@@ -140,7 +152,7 @@ def test_a_manifest_that_is_not_utf8_is_a_usage_error(tmp_path):
 
 def test_limits_default_by_kind_and_override_per_stack(tmp_path):
     _stack(tmp_path, "app1", APP + 'limits = { memory = "1g", cpus = 1.5 }\n')
-    _stack(tmp_path, "app2", APP.replace("app1", "app2"))
+    _stack(tmp_path, "app2", APP.replace("app1", "app2").replace('"X"', '"X2"').replace('"x"', '"x2"'))
     first, second = stacklib.discover(tmp_path)
     assert first.limits == stacklib.Limits(memory="1g", cpus=1.5, pids=stacklib.DEFAULT_LIMITS["app"].pids)
     assert second.limits == stacklib.DEFAULT_LIMITS["app"]
@@ -149,7 +161,37 @@ def test_limits_default_by_kind_and_override_per_stack(tmp_path):
 def test_an_eighth_framework_is_one_folder(root, tmp_path):
     shutil.copytree(root / "stacks", tmp_path / "stacks")
     shutil.copytree(root / "stacks" / "flask", tmp_path / "stacks" / "quart")
-    manifest = tmp_path / "stacks" / "quart" / "stack.toml"
-    manifest.write_text(manifest.read_text().replace('name = "flask"', 'name = "quart"'))
+    copy_as_new_framework(tmp_path / "stacks" / "quart")
     stacks = stacklib.discover(tmp_path / "stacks")
     assert "quart" in [s.name for s in stacklib.apps(stacks)]
+
+
+def test_a_copy_that_changed_only_its_name_is_flagged(root, tmp_path):
+    """Copying stacks/flask and changing only `name` would show two "Flask" in every report."""
+    shutil.copytree(root / "stacks", tmp_path / "stacks")
+    shutil.copytree(root / "stacks" / "flask", tmp_path / "stacks" / "quart")
+    manifest = tmp_path / "stacks" / "quart" / "stack.toml"
+    manifest.write_text(manifest.read_text().replace('name = "flask"', 'name = "quart"'))
+    with pytest.raises(LabError) as error:
+        stacklib.discover(tmp_path / "stacks")
+    assert error.value.code == Exit.USAGE
+    assert f"{manifest}: title = 'Flask' is already the title of {tmp_path / 'stacks' / 'flask' / 'stack.toml'}" in (
+        error.value.message
+    )
+    manifest.write_text(manifest.read_text().replace('title = "Flask"', 'title = "Quart"'))
+    with pytest.raises(LabError, match="package = 'Flask' is already the package of"):
+        stacklib.discover(tmp_path / "stacks")
+
+
+def test_the_declared_package_and_server_are_pinned(tmp_path):
+    _stack(tmp_path, "app1", APP)
+    requirements = tmp_path / "app1" / "requirements.txt"
+    for pins, missing in (("y==1\n", "package = 'x'"), ("x==1\n", "server = 'y'"), ("", "package = 'x'")):
+        requirements.write_text(pins)
+        with pytest.raises(LabError) as error:
+            stacklib.discover(tmp_path)
+        assert error.value.code == Exit.USAGE
+        assert error.value.message.startswith(f"{tmp_path / 'app1' / 'stack.toml'}: {missing} is not pinned")
+        assert error.value.message.endswith(f" in {requirements}")
+    requirements.write_text("X==2\nY==3\n")  # names compare as pip does: case-insensitive
+    assert stacklib.discover(tmp_path)[0].version_of("x") == "2"

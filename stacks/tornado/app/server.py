@@ -127,7 +127,7 @@ def main() -> None:
         format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("asyncpg.pool").addFilter(OneLineWarnings())
-    port = int(os.environ.get("LAB_PORT", "8000"))
+    port = int(os.environ.get("LAB_APP_PORT", "8000"))
     workers = max(int(os.environ.get("LAB_WORKERS", "2")), 1)
     sockets = tornado.netutil.bind_sockets(port, address="0.0.0.0", backlog=2048)
 

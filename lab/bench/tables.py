@@ -1,0 +1,157 @@
+"""The tables of the bench reports: which rows and columns each shows (from the results
+document, cell texts from lab.bench.format), and the same table written as Markdown or HTML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lab.bench.format import WARN, cpu_cell, escape, label, latency_cell, mib, rps_cell, size
+from lab.bench.results import cell_index, flagged_runs, targets, tests
+
+ERROR_HEADER = ["target", "test", "connections", "repetition", "problems"]
+
+
+def status_lines(document: dict[str, Any]) -> list[str]:
+    """Warnings that belong at the top: interrupted, incomplete, runs with errors, not measured."""
+    lines = []
+    measured = sum(1 for r in document["runs"] if not r["warmup"])
+    planned = document["planned_runs"]
+    if document["interrupted"]:
+        lines.append(f"{WARN} Interrupted: {len(document['runs'])} of {planned} planned runs were made.")
+    elif not document["complete"]:
+        lines.append(f"{WARN} Incomplete: {len(document['runs'])} of {planned} planned runs were made.")
+    flagged = flagged_runs(document)
+    if flagged:
+        lines.append(
+            f"{WARN} {len(flagged)} of {measured} runs had errors: their cells are marked {WARN} "
+            "and every such run is listed under “Runs with errors” (they are not averaged away)."
+        )
+    for framework in document["frameworks"]:
+        if not framework["measured"]:
+            lines.append(f"{WARN} {framework['name']} was not measured: it fails the contract (`lab verify`).")
+    return lines
+
+
+def facts_lines(document: dict[str, Any]) -> list[tuple[str, str]]:
+    m, s, v, g = document["machine"], document["settings"], document["versions"], document["git"]
+    d = m["docker"]
+    memory = f"{m['memory_bytes'] / 2**30:.1f} GiB" if m["memory_bytes"] else "?"
+    commit = (g["commit"] or "not a git checkout")[:12] + (" (with uncommitted changes)" if g["dirty"] else "")
+    warm = f" after a {s['warmup_s']:g} s warm-up" if s["warmup_s"] else ""
+    where = f"the deployed host {s['host']}" if s.get("host") else "the machine lab ran on"
+    return [
+        (
+            "Machine",
+            f"{m['cpus']} CPUs ({m['cpu_model'] or 'unknown model'}), {memory}, kernel {m['kernel']}, {m['os']}; "
+            f"Docker {d['version']} (cgroup v{d['cgroup_version']}, {d['storage_driver']}), Python {m['python']} "
+            f"— {where}",
+        ),
+        ("Commit", commit),
+        (
+            "Load",
+            f"wrk {v.get('wrk', '')} from {s['load_from']}; {s['duration_s']:g} s per run{warm}, "
+            f"{s['repeat']} repetition(s), frameworks interleaved; request timeout {s['timeout_s']:g} s; "
+            f"queries={s['queries']} for /queries and /updates",
+        ),
+        (
+            "Versions",
+            f"nginx {v.get('nginx', '?')}, PostgreSQL {v.get('postgres', '?')}, Docker {v.get('docker', '?')}, "
+            f"base image {v.get('base_image', '?')}, lab {v.get('lab', '?')}",
+        ),
+        ("Started", f"{document['started']} — finished {document['finished'] or 'not yet'}"),
+        ("Command", document["command"]),
+    ]
+
+
+def markdown(header: list[str], rows: list[list[str]], align: str = "") -> list[str]:
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines
+
+
+def grid(document: dict[str, Any], level: int, render: Any) -> tuple[list[str], list[list[str]]]:
+    cells = cell_index(document)
+    header = ["", *tests(document)]
+    rows = []
+    for target in targets(document):
+        row = [label(target)]
+        for test in tests(document):
+            row.append(render(cells.get((target, test, level)), target))
+        rows.append(row)
+    return header, rows
+
+
+def framework_rows(document: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for f in document["frameworks"]:
+        startup = f"{f['startup_s']:.1f} s" if f["startup_s"] is not None else "—"
+        verify = f["verify"]
+        contract = f"{verify['pass']} pass, {verify['warn']} warn, {verify['fail']} fail"
+        rows.append(
+            [
+                f["name"] + ("" if f["measured"] else f" {WARN} not measured"),
+                f"{f['title']} {f['version']}".strip(),
+                f"{f['server']} {f['server_version']}".strip(),
+                f["python"] or "—",
+                size(f["image"]["size_bytes"]),
+                startup,
+                mib(f["memory"]["idle_bytes"]),
+                mib(f["memory"]["loaded_bytes"]),
+                contract,
+            ]
+        )
+    return rows
+
+
+FRAMEWORK_HEADER = [
+    "framework",
+    "version",
+    "server",
+    "Python",
+    "image",
+    "start → healthy",
+    "memory idle",
+    "memory loaded (peak)",
+    "contract",
+]
+
+
+FRAMEWORK_NOTE = (
+    "Start → healthy: from `docker inspect`, the container's start to the end of its first passing health "
+    "probe; its resolution is the health-check interval (3 s). Memory as `docker stats` counts it (usage less "
+    "inactive page cache): idle before any load, loaded the highest sample during the framework's runs."
+)
+
+
+def error_rows(document: dict[str, Any]) -> list[list[str]]:
+    return [
+        [label(r["target"]), r["test"], str(r["concurrency"]), str(r["repetition"]), "; ".join(r["problems"])]
+        for r in flagged_runs(document)
+    ]
+
+
+def no_ceiling_note(document: dict[str, Any]) -> str:
+    return document["ceiling"]["note"]
+
+
+def html_table(header: list[str], rows: list[list[str]], classes: str = "") -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cells = "".join(f"<td{' class=warn' if WARN in cell else ''}>{escape(cell)}</td>" for cell in row)
+        body.append(f"<tr>{cells}</tr>")
+    return f'<table class="{classes}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def rps_grid(document: dict[str, Any], level: int) -> tuple[list[str], list[list[str]]]:
+    return grid(document, level, rps_cell)
+
+
+def latency_grid(document: dict[str, Any], level: int) -> tuple[list[str], list[list[str]]]:
+    return grid(document, level, lambda cell, _target: latency_cell(cell))
+
+
+def cpu_grid(document: dict[str, Any], level: int) -> tuple[list[str], list[list[str]]]:
+    return grid(document, level, lambda cell, _target: cpu_cell(cell))
