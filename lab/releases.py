@@ -52,7 +52,7 @@ def lab_args(project: str, database: str, proxy: str, timeout: float, commit: st
 
 
 def remote_json(settings: Settings, target: Target, command: str, timeout: float) -> dict | list:
-    result = remote.run(settings.state_dir, target, command, timeout)
+    result = remote.on_host(settings.state_dir, target, command, timeout)
     try:
         answer = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else None
     except ValueError:

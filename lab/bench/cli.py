@@ -25,8 +25,8 @@ from lab import stacks as stacklib
 from lab.bench import compare as comparelib
 from lab.bench import format as fmt
 from lab.bench import plan, report, results
-from lab.bench.plan import CEILING
-from lab.bench.runner import Bench, Interrupted, Options, Outcome
+from lab.bench.plan import CEILING, Options
+from lab.bench.runner import Bench, Interrupted, Outcome
 from lab.bench.site import HostSite, LocalSite
 from lab.deploy import hostengine
 from lab.deploy import target as targetlib

@@ -5,14 +5,12 @@ runner probes the engine, this module only arranges the values."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lab.bench import plan, results, schema
+from lab.bench.plan import Options
 from lab.stacks import Stack
 from lab.verify.contract import FAIL, PASS, WARN, Result
-
-if TYPE_CHECKING:
-    from lab.bench.runner import Options
 
 
 def now() -> str:

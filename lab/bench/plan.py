@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from lab.errors import Exit, LabError
 
@@ -122,3 +123,22 @@ def steps(
 
 def estimate_s(plan: Sequence[Step], pause: float) -> float:
     return sum(step.duration + RUN_OVERHEAD_S + pause for step in plan)
+
+
+@dataclass
+class Options:
+    """What `lab bench` was asked to measure."""
+
+    frameworks: list[str]
+    tests: list[str]
+    concurrency: list[int]
+    duration: float
+    warmup: float
+    repeat: int
+    queries: int = 20
+    timeout: float = 5.0
+    pause: float = 1.0
+    threads: int | None = None
+    restart: bool = False
+    out: Path | None = None
+    command: str = "lab bench"

@@ -27,7 +27,7 @@ from lab import engine
 from lab import stacks as stacklib
 from lab.bench import document as documentlib
 from lab.bench import machine, plan, probe, report, results, wrk
-from lab.bench.plan import CEILING, Step
+from lab.bench.plan import CEILING, Options, Step
 from lab.bench.progress import RunProgress
 from lab.bench.site import Site
 from lab.errors import Exit, LabError
@@ -38,23 +38,6 @@ from lab.verify.database import ContainerDatabase
 
 HARD_MARGIN_S = 30  # a wrk container still running this long after its duration is killed
 LABEL = "framework-lab.bench"
-
-
-@dataclass
-class Options:
-    frameworks: list[str]
-    tests: list[str]
-    concurrency: list[int]
-    duration: float
-    warmup: float
-    repeat: int
-    queries: int = 20
-    timeout: float = 5.0
-    pause: float = 1.0
-    threads: int | None = None
-    restart: bool = False
-    out: Path | None = None
-    command: str = "lab bench"
 
 
 @dataclass

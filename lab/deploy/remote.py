@@ -87,13 +87,12 @@ def login(state_dir: Path, target: Target, deploy_user: str, console: Console | 
     return target
 
 
-def run(state_dir: Path, target: Target, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """One shell command on the host over SSH (the lab's ssh_config: key, port, pinned host key)."""
+def on_host(state_dir: Path, target: Target, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """One shell command on the host over SSH (the lab's ssh_config: key, port, pinned host key); the
+    caller reads its exit code."""
     argv = commands.ssh(write_ssh_config(state_dir, target), target.inventory_name, command)
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise LabError(f"on {target.inventory_name}, `{command[:80]}` took longer than {timeout:.0f}s") from None
+    what = f"on {target.inventory_name}, `{command[:80]}`"
+    return run(argv, capture=True, check=False, what=what, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 class RemoteDatabase:
