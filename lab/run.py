@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import BinaryIO
 
 from lab.errors import Exit, LabError
 
@@ -35,3 +36,22 @@ def run(
             + ("".join(f"\n  {line}" for line in detail)),
         )
     return result
+
+
+def pipe(
+    argv: Sequence[str], stdin: BinaryIO | None = None, stdout: BinaryIO | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run argv with its stdin from and its stdout to binary files (a dump streamed in or out, without
+    holding it in memory); stderr is captured, stdout too when no file is given."""
+    try:
+        return subprocess.run(
+            list(argv),
+            stdin=stdin if stdin is not None else subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+        )
+    except FileNotFoundError:
+        raise LabError(f"{argv[0]}: command not found", Exit.ENGINE) from None
+    except subprocess.TimeoutExpired:
+        raise LabError(f"`{' '.join(argv[:4])} …` took longer than {timeout:.0f}s") from None
