@@ -11,6 +11,9 @@ import hashlib
 import json
 import shutil
 import subprocess
+import threading
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -171,6 +174,38 @@ def test_bad_inputs_are_refused_and_leave_the_data_untouched(lab, engine, tmp_pa
     done = restore(str(good), "--yes")  # the good one still restores
     assert done.returncode == 0, done.stderr
     assert psql(engine, CHECKSUM) != running
+
+
+def test_a_restore_under_load_fails_no_request(lab, tmp_path):
+    """Requests that arrive while the tables are replaced wait for the transaction and then read the
+    restored ones: none fails (counted, two clients per app on /db and on /updates)."""
+    dump = tmp_path / "load.dump"
+    assert run_lab("backup", "--out", str(dump), env=ENV, timeout=300).returncode == 0
+    outcomes: Counter[tuple[str, int]] = Counter()
+    stop, counting = threading.Event(), threading.Lock()
+
+    def client(path: str) -> None:
+        while not stop.is_set():
+            status = get(path, port=PORT).status
+            with counting:
+                outcomes[(path, status)] += 1
+
+    paths = [f"/{app}/{test}" for app in lab for test in ("db", "updates?queries=20")]
+    threads = [threading.Thread(target=client, args=(p,)) for p in paths for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1)
+        for _ in range(3):
+            done = restore(str(dump), "--yes")
+            assert done.returncode == 0, done.stderr
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    failed = {k: v for k, v in outcomes.items() if k[1] != 200}
+    assert not failed, f"failed requests during the restores: {failed} of {sum(outcomes.values())}"
+    assert all(outcomes[(p, 200)] for p in paths), outcomes
 
 
 class OtherDatabase(Postgres):
