@@ -42,12 +42,22 @@ def host_postgres(lab: Lab, target: Target) -> postgres.Postgres:
     return postgres.on_host(lab.settings.state_dir, target, f"{PROJECT}-{lab.database.name}-1")
 
 
+def running_on_host(lab: Lab, target: Target) -> postgres.Postgres:
+    """The host's database, which must be running; a clear error when the host has no lab or it is stopped."""
+    where = host_postgres(lab, target)
+    found = postgres.host_state(where)
+    if found != "running":
+        what = "has no lab (deploy it first)" if found == "missing" else "has the lab's PostgreSQL stopped"
+        raise LabError(f"{target.inventory_name} {what}: no {where.container} is running there")
+    return where
+
+
 def _where(lab: Lab, host: str | None, key: Path | None, vm: str | None) -> tuple[postgres.Postgres, str]:
     """The database to work on and the base URL of the nginx in front of its apps."""
     target = target_lib.resolve(lab.settings.state_dir, host, key, vm, required=False)
     if target is None:
         return postgres.local(engine.client(), lab.settings.project, lab.database.name), lab.settings.base_url
-    return host_postgres(lab, target), target.url
+    return running_on_host(lab, target), target.url
 
 
 def backup(
