@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -22,7 +23,7 @@ from lab import stacks as stacklib
 from lab.backup import operations
 from lab.backup.postgres import Postgres
 from lab.errors import LabError
-from tests.integration.conftest import ROOT, get, lab_env, remove_project, run_lab
+from tests.integration.conftest import LAB, ROOT, get, lab_env, remove_project, run_lab
 
 pytestmark = pytest.mark.integration
 PROJECT = "framework-lab-backup"
@@ -68,6 +69,21 @@ def change_rows(apps: list[str]) -> None:
 
 def restore(*args: str) -> subprocess.CompletedProcess:
     return run_lab("restore", *args, env=ENV, timeout=300)
+
+
+def restore_answering(answer: str, *args: str) -> subprocess.CompletedProcess:
+    """`lab restore` on a terminal (a pseudo-terminal), answering its question."""
+    controller, terminal = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [*LAB, "restore", *args], cwd=ROOT, env=ENV, stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        os.write(controller, answer.encode() + b"\n")
+        out, err = process.communicate(timeout=300)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    return subprocess.CompletedProcess(process.args, process.returncode, out.decode(), err.decode())
 
 
 def test_backup_then_restore_brings_the_rows_back(lab, engine):
@@ -167,11 +183,15 @@ def test_bad_inputs_are_refused_and_leave_the_data_untouched(lab, engine, tmp_pa
     other.write_bytes(output[0])
     refused(restore(str(other), "--yes"), "a dump of database 'scratch', not of the lab's 'hello_world'")
 
-    # No terminal and no --yes: nothing is asked and nothing restored, even for a good backup.
+    # No terminal and no --yes: nothing is asked and nothing restored, even for a good backup; on a
+    # terminal, anything but yes restores nothing either.
     refused(restore(str(good)), "no terminal to ask on: add --yes")
+    no = restore_answering("n", str(good))
+    refused(no, "nothing was restored")
+    assert "replace every table of hello_world on local with this backup?" in no.stderr
 
     assert psql(engine, CHECKSUM) == running, "a refused restore changed the data"
-    done = restore(str(good), "--yes")  # the good one still restores
+    done = restore_answering("y", str(good))  # the good one restores once asked
     assert done.returncode == 0, done.stderr
     assert psql(engine, CHECKSUM) != running
 
