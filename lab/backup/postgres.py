@@ -5,6 +5,7 @@ password is asked for or passed. This machine's container through the docker cli
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -26,7 +27,7 @@ TIMEOUT = 3600.0
 
 @dataclass(frozen=True)
 class Postgres:
-    """The database of one lab: `prefix` turns argv in its container into a command on this machine."""
+    """The database of one lab: `argv` turns a command in its container into one to run on this machine."""
 
     container: str
     target: str  # `local`, or the host's or VM's name: the folder under .lab/backups
@@ -39,14 +40,19 @@ class Postgres:
             return argv
         return commands.ssh_sudo(self.ssh_config, self.ssh_host, argv)
 
-    def _run(self, inner: list[str], what: str, source: Path | None = None, env: dict[str, str] | None = None) -> str:
-        """inner in the container, the file (if any) on its stdin; its stdout, or a LabError naming `what`."""
+    def _pipe(
+        self, inner: list[str], source: Path | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """inner in the container, the file (if any) on its stdin."""
         argv = self.argv(inner, stdin=source is not None, env=env)
         if source is None:
-            result = pipe(argv, timeout=TIMEOUT)
-        else:
-            with source.open("rb") as file:
-                result = pipe(argv, stdin=file, timeout=TIMEOUT)
+            return pipe(argv, timeout=TIMEOUT)
+        with source.open("rb") as file:
+            return pipe(argv, stdin=file, timeout=TIMEOUT)
+
+    def _run(self, inner: list[str], what: str, source: Path | None = None, env: dict[str, str] | None = None) -> str:
+        """inner's stdout, or a LabError naming `what`."""
+        result = self._pipe(inner, source, env)
         if result.returncode != 0:
             raise LabError(f"{what} failed: {_last_lines(result.stderr)}")
         return result.stdout.decode(errors="replace")
@@ -66,18 +72,14 @@ class Postgres:
 
     def toc(self, dump: Path) -> archive.Toc:
         """The dump's table of contents; a usage error when pg_restore cannot read one (not a dump, cut short)."""
-        argv = self.argv(commands.pg_restore_list(), stdin=True)
-        with dump.open("rb") as file:
-            result = pipe(argv, stdin=file, timeout=TIMEOUT)
+        result = self._pipe(commands.pg_restore_list(), source=dump)
         if result.returncode != 0:
             raise LabError(f"{dump}: not a pg_dump custom-format archive ({_last_lines(result.stderr)})", Exit.USAGE)
         return archive.parse_toc(result.stdout.decode(errors="replace"))
 
     def read_whole(self, dump: Path) -> None:
         """pg_restore reads every block of the dump into nothing: a truncated one fails here, before any change."""
-        argv = self.argv(commands.pg_restore_read(), stdin=True)
-        with dump.open("rb") as file:
-            result = pipe(argv, stdin=file, timeout=TIMEOUT)
+        result = self._pipe(commands.pg_restore_read(), source=dump)
         if result.returncode != 0:
             raise LabError(f"{dump}: the dump is truncated or damaged ({_last_lines(result.stderr)})", Exit.USAGE)
 
