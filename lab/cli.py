@@ -16,6 +16,7 @@ from rich.table import Table
 from lab import composefile, constants, doctor, engine, entry, releases, rollout, state
 from lab import settings as settingslib
 from lab import stacks as stacklib
+from lab.backup import cli as backup_cli
 from lab.bench import cli as bench_cli
 from lab.deploy import ansible
 from lab.deploy import target as target_lib
@@ -38,6 +39,8 @@ console = Console(stderr=True, soft_wrap=True)  # messages are never wrapped mid
 out = Console()
 app.add_typer(machines_cli.app, name="vm")
 app.add_typer(bench_cli.app, name="bench")
+app.command(name="backup")(backup_cli.backup)
+app.command(name="restore")(backup_cli.restore)
 
 
 def _lab(**overrides: object) -> Lab:
@@ -195,6 +198,9 @@ def deploy(
     host: HostOption = None,
     key: KeyOption = None,
     vm: VmOption = None,
+    backup: Annotated[
+        bool, typer.Option("--backup", help="Back up the host's database first (.lab/backups/<host>/).")
+    ] = False,
 ) -> None:
     """Deploy the lab with Ansible to an SSH host (--host) or the local stand-in VM (--vm):
     ships only the images that differ, starts the stacks, waits until each is healthy."""
@@ -206,6 +212,8 @@ def deploy(
     with lab.locked():  # what it ships (compose file, secrets, images) stays put while it runs
         lab.prepare()
         lab.build(client, stacklib.apps(lab.stacks))
+        if backup:
+            backup_cli.before_deploy(lab, target)
         started = time.monotonic()
         names = [a.name for a in apps] if frameworks else []
         outcome = ansible.run(lab.settings, target, "site.yml", names, console)

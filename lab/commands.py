@@ -5,6 +5,7 @@ Nothing here runs anything: unit tests check these lists, lab.run executes them.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -106,6 +107,50 @@ def infra_tests(
     ]
 
 
+# -- the lab's PostgreSQL, inside its container (it publishes no port) ------------------------------
+
+
+def docker_exec(
+    container: str, argv: Sequence[str], user: str = "", stdin: bool = False, env: dict[str, str] | None = None
+) -> list[str]:
+    """argv inside a running container; with stdin, what is piped to `docker exec` reaches it."""
+    options = ["--interactive"] if stdin else []
+    options += ["--user", user] if user else []
+    for name, value in sorted((env or {}).items()):
+        options += ["--env", f"{name}={value}"]
+    return ["docker", "exec", *options, container, *argv]
+
+
+def pg_dump(database: str) -> list[str]:
+    """A consistent dump (one snapshot) of one database, custom format, to stdout."""
+    return ["pg_dump", "--format=custom", "--no-password", "--dbname", database]
+
+
+def pg_restore_list() -> list[str]:
+    """The table of contents of a custom-format dump read from stdin (its header names the database)."""
+    return ["pg_restore", "--list"]
+
+
+def pg_restore_read() -> list[str]:
+    """Read a whole dump from stdin into nothing: a truncated or damaged one fails here, touching no database."""
+    return ["pg_restore", "--file", "/dev/null"]
+
+
+def pg_restore(database: str) -> list[str]:
+    """A dump from stdin into the database in one transaction: all of it or, on any error, nothing. Objects
+    are dropped and recreated (--clean) with the owners the dump records."""
+    return [
+        "pg_restore",
+        "--clean",
+        "--if-exists",
+        "--single-transaction",
+        "--exit-on-error",
+        "--no-password",
+        "--dbname",
+        database,
+    ]
+
+
 # -- a deployed host, over SSH (with the ssh_config the lab writes for it) ---------------------------
 
 
@@ -137,3 +182,8 @@ def ssh_docker_tunnel(config: Path, host: str, local_socket: Path, remote_socket
 def ship_image(script: Path, images: Sequence[str], config: Path, host: str) -> list[str]:
     """playbooks/roles/lab/files/ship-image: only the layers the host lacks, streamed over SSH."""
     return [str(script), *images, "--", "ssh", "-F", str(config), host]
+
+
+def ssh_sudo(config: Path, host: str, argv: Sequence[str]) -> list[str]:
+    """argv as root on the host (sudo without a password prompt), its stdin and stdout through SSH."""
+    return ssh(config, host, "sudo -n " + shlex.join(argv))

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from lab.errors import Exit, LabError
 
@@ -53,3 +53,22 @@ def tail(result: subprocess.CompletedProcess[str]) -> list[str]:
     """The last lines a captured command printed on stderr (on stdout when stderr is empty)."""
     text = (result.stderr or "").strip() or (result.stdout or "").strip()
     return text.splitlines()[-TAIL_LINES:]
+
+
+def pipe(
+    argv: Sequence[str], stdin: BinaryIO | None = None, stdout: BinaryIO | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run argv with its stdin from and its stdout to binary files (a dump streamed in or out, without
+    holding it in memory); stderr is captured, stdout too when no file is given."""
+    try:
+        return subprocess.run(
+            list(argv),
+            stdin=stdin if stdin is not None else subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+        )
+    except FileNotFoundError:
+        raise LabError(f"{argv[0]}: command not found", Exit.ENGINE) from None
+    except subprocess.TimeoutExpired:
+        raise LabError(f"`{' '.join(argv[:4])} …` took longer than {timeout:.0f}s") from None

@@ -14,7 +14,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from lab.errors import Exit, LabError
 
@@ -35,34 +35,55 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise LabError(f"{path}: cannot be read: {exc.strerror}", Exit.USAGE) from None
 
 
-def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
-    """Write data to path through a temporary file in the same folder, fsync'd, then renamed over
-    path: a reader, a crash or a full disk sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Name the file meant, not the temporary one, in the error the user sees."""
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            view = memoryview(raw)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(temporary, mode)  # the umask may have narrowed it
-        os.replace(temporary, path)
+        yield
     except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+
+
+def temporary_of(path: Path) -> Path:
+    """Where atomic_file writes path's new content until it is complete (to read it back before then)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file to write path's new content to (by this process or a child it hands the file to): a
+    temporary file in the same folder, fsync'd and renamed over path when the block ends, removed when
+    it raises. A reader, a crash or a full disk sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_of(path)
+    with _naming(path):
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb", buffering=0) as file:  # unbuffered: nothing left to fail at close
+            yield file
+            with _naming(path):
+                os.fsync(file.fileno())
+        with _naming(path):
+            os.chmod(temporary, mode)  # the umask may have narrowed it
+            os.replace(temporary, path)
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
-        # Name the file meant, not the temporary one, in the error the user sees.
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     with contextlib.suppress(OSError):  # make the rename itself durable
         directory = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Write data to path whole or not at all (atomic_file)."""
+    view = memoryview(data.encode() if isinstance(data, str) else data)
+    with atomic_file(path, mode) as file, _naming(path):
+        while view:
+            view = view[file.write(view) :]
 
 
 def _holder(lock_file: Path) -> str:

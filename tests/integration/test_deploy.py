@@ -1,11 +1,11 @@
-"""End to end against the local stand-in VM: vm up → bad input leaves the host as it was →
-deploy → verify over SSH → a short `lab bench --vm` → a changed host key stops the next deploy
-before anything is sent → a second deploy changes nothing → one framework changed is shipped and
-restarted alone → `--host root@…` twice (the first shuts root out and carries on as the deploy user,
-the second logs in as that user) → SSH dropped in the middle of image shipping, then deploy again → a second
-controller with new secrets deploys →
-undeploy → vm down, leaving nothing behind. Every `lab` command
-runs with fake cloud tokens in its environment, and none of them may be stored anywhere.
+"""End to end against the local stand-in VM: vm up → bad input leaves the host as it was → deploy (--backup:
+none, the host has no lab yet) → verify over SSH → a short `lab bench --vm` → a backup of the host, rows
+changed, a damaged copy refused, the restore brings the rows back → a changed host key stops the next deploy
+before anything is sent → a second deploy (with a backup) changes nothing → one framework changed is shipped
+and restarted alone → `--host root@…` twice (the first shuts root out and carries on as the deploy user, the
+second logs in as that user) → SSH dropped in the middle of image shipping, then deploy again → a second
+controller with new secrets deploys → undeploy → vm down, leaving nothing behind. Every `lab` command runs
+with fake cloud tokens in its environment, and none of them may be stored anywhere.
 On the VM's default release (Debian 13); LAB_TEST_DEBIAN=12 (or 12,13) runs it on Debian 12 (test ids [debian12])."""
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ import pytest
 from lab.bench import schema
 from lab.load import CountedLoad
 from lab.vm import commands as vmcommands
-from tests.integration.conftest import LAB, ROOT, debian_releases, lab_env, run_lab
+from tests.integration.conftest import LAB, ROOT, debian_releases, get, lab_env, run_lab
 
 pytestmark = pytest.mark.integration
 VM = "framework-lab-vm-e2e"
 SSH_PORT, HTTP_PORT = 12322, 18091
 KNOWN_HOSTS = ROOT / ".lab" / "known_hosts"
+BACKUPS = ROOT / ".lab" / "backups" / VM
 RELEASES = debian_releases()  # one VM at a time: each release's tests run, then its VM goes
 
 
@@ -87,6 +88,7 @@ def vm_debian() -> str:
 @pytest.fixture(scope="module", params=RELEASES, ids=lambda debian: f"debian{debian}")
 def vm(request, engine):
     forget_host_key()
+    shutil.rmtree(BACKUPS, ignore_errors=True)
     try:
         ports = ("--ssh-port", str(SSH_PORT), "--http-port", str(HTTP_PORT))
         result = run_lab("vm", "up", "--name", VM, *ports, "--debian", request.param, env=vm_env())
@@ -96,6 +98,7 @@ def vm(request, engine):
     finally:
         run_lab("vm", "down", "--name", VM, env=vm_env())
         forget_host_key()
+        shutil.rmtree(BACKUPS, ignore_errors=True)
         left = engine.containers.list(all=True, filters={"label": f"org.framework-lab.vm={VM}"})
         for container in left:
             container.remove(force=True, v=True)
@@ -215,6 +218,42 @@ def in_vm(engine, command: str) -> str:
 
 def secrets_on_host(engine) -> str:
     return in_vm(engine, "stat -c '%n %s %i %Y %Z' /opt/framework-lab/secrets /opt/framework-lab/secrets/*")
+
+
+def world_checksum(engine) -> str:
+    sql = "SELECT md5(string_agg(id || ':' || randomnumber, ',' ORDER BY id)) FROM world"
+    return in_vm(
+        engine, f"docker exec framework-lab-postgres-1 psql -X -tA -U postgres -d hello_world -c {shlex.quote(sql)}"
+    ).strip()
+
+
+def check_backup_and_restore_on_host(engine, app: str) -> None:
+    """`lab backup --vm` streams the host's dump here (0600, its manifest beside it); rows changed through
+    /updates; `lab restore --vm` brings the world table back; a damaged copy is refused, the data untouched."""
+    before = world_checksum(engine)
+    taken = run_lab("backup", "--vm", VM, env=vm_env())
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    dump = Path(taken.stdout.strip().splitlines()[-1])
+    assert dump.parent == BACKUPS and oct(dump.stat().st_mode & 0o777) == oct(0o600)
+    manifest = json.loads(dump.with_name(dump.name + ".json").read_text())
+    assert (manifest["target"], manifest["bytes"]) == (VM, dump.stat().st_size)
+    for _ in range(3):
+        assert get(f"/{app}/updates?queries=20", port=HTTP_PORT).status == 200
+    changed = world_checksum(engine)
+    assert changed != before
+
+    cut = dump.with_name("cut.dump")
+    cut.write_bytes(dump.read_bytes()[:-100])
+    cut.with_name("cut.dump.json").write_text(dump.with_name(dump.name + ".json").read_text())
+    refused = run_lab("restore", str(cut), "--vm", VM, "--yes", env=vm_env())
+    assert refused.returncode == 2 and "checksum does not match" in refused.stderr, refused.stderr[-2000:]
+    assert world_checksum(engine) == changed
+
+    done = run_lab("restore", str(dump), "--vm", VM, "--yes", env=vm_env())
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert re.search(rf"answering from it: .*\b{app}\b", done.stdout), done.stdout
+    assert world_checksum(engine) == before
+    assert get(f"/{app}/updates?queries=20", port=HTTP_PORT).status == 200
 
 
 def ansible_runs(name: str = VM) -> list[str]:
@@ -378,8 +417,9 @@ def check_second_controller(engine, app: str, tmp_path: Path) -> None:
 
 
 def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
-    first = deploy()
+    first = deploy("--backup")
     assert first.returncode == 0, first.stderr[-3000:]
+    assert f"no backup: {VM} has no lab yet" in first.stderr
     plain = re.search(r"the same with plain Ansible: (.+)", first.stdout + first.stderr)
     assert plain, "lab deploy prints the plain ansible-playbook command"
     assert (ROOT / shlex.split(plain.group(1))[2]).is_file(), f"{plain.group(1)}: its inventory does not exist"
@@ -387,11 +427,13 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     assert verify.returncode == 0, verify.stdout[-4000:] + verify.stderr[-2000:]
     assert " 0 failed" in verify.stdout
     check_bench_on_host(apps[0], tmp_path)
+    check_backup_and_restore_on_host(engine, apps[0])
     check_changed_host_key_is_refused(engine)
 
     before = vm_containers()
-    again = deploy()
+    again = deploy("--backup")  # the backup changes nothing on the host
     assert again.returncode == 0, again.stderr[-3000:]
+    assert f"backup of hello_world on {VM}: {BACKUPS}" in again.stderr
     assert ", 0 changed," in again.stdout, again.stdout
     assert "shipped nothing" in again.stdout
     assert vm_containers() == before

@@ -1,0 +1,1 @@
+"""Backup and restore of the lab's PostgreSQL (`lab backup`, `lab restore`, `lab deploy --backup`)."""
