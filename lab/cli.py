@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lab import composefile, doctor, engine, entry, state
+from lab import composefile, doctor, engine, entry, state, tls
 from lab import settings as settingslib
 from lab import stacks as stacklib
 from lab.bench import cli as bench_cli
@@ -79,6 +79,33 @@ def up(
     client = engine.client()
     names = {a.name for a in apps} | {lab.database.name, lab.proxy.name}
     _print_rows([r for r in lab.rows(client) if r["framework"] in names], as_json)
+    if not as_json:
+        console.print(f"lab: HTTPS at {lab.settings.https_url}/ too (a lab CA certificate: see `lab ca`)")
+
+
+@app.command(name="ca")
+def ca_command(
+    path_only: Annotated[bool, typer.Option("--path", help="Print only the CA certificate's path.")] = False,
+) -> None:
+    """Show the lab CA that signs nginx's certificate (made on first use), and how to trust it."""
+    settings = settingslib.load()
+    with state.locked(settings.state_dir, settings.lock_timeout, lambda m: console.print(f"[dim]lab:[/] {m}")):
+        ca, created = tls.ensure_ca(settings.ca_dir)
+    if path_only:
+        typer.echo(str(ca.path))
+        return
+    if created:
+        console.print(f"lab: created the lab CA in {settings.ca_dir}")
+    lines = [
+        f"lab CA: {ca.path}",
+        f"  subject: {ca.cert.subject.rfc4514_string()}",
+        f"  SHA-256: {tls.fingerprint(ca.cert)}",
+        f"  valid until {ca.cert.not_valid_after_utc:%Y-%m-%d}",
+        f"It signs nginx's certificate for {', '.join(tls.local_names(settings.bind))} ({settings.https_url}/)",
+        "and, on servers deployed without a domain, theirs. Trust it:",
+        *(f"  {line}" for line in tls.trust_help(ca.path, settings.https_url)),
+    ]
+    typer.echo("\n".join(lines))
 
 
 @app.command()

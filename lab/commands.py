@@ -17,8 +17,10 @@ def compose_env(settings: Settings, ca_bundle: Path, base_image: str) -> dict[st
         "LAB_BASE_IMAGE": base_image,
         "LAB_BIND": settings.bind,
         "LAB_PORT": str(settings.port),
+        "LAB_HTTPS_PORT": str(settings.https_port),
         "LAB_CA_BUNDLE": str(ca_bundle),
         "LAB_SECRETS_DIR": str(settings.secrets_dir),
+        "LAB_TLS_DIR": str(settings.tls_dir),
     }
 
 

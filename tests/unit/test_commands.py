@@ -45,8 +45,10 @@ def test_compose_env_carries_settings_not_secrets():
         "LAB_BASE_IMAGE": "framework-lab/debian:trixie-slim",
         "LAB_BIND": "127.0.0.1",
         "LAB_PORT": "8080",
+        "LAB_HTTPS_PORT": "8443",
         "LAB_CA_BUNDLE": "/etc/ca.pem",
         "LAB_SECRETS_DIR": "/srv/lab/.lab/secrets",
+        "LAB_TLS_DIR": "/srv/lab/.lab/tls",
     }
 
 
