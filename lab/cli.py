@@ -232,6 +232,7 @@ def deploy(
     engine.require_compose()
     with lab.locked():  # what it ships (compose file, secrets, images) stays put while it runs
         lab.prepare()
+        lab.ensure_host_tls(target.inventory_name, target.host.strip("[]"))
         lab.build(client, stacklib.apps(lab.stacks))
         started = time.monotonic()
         names = [a.name for a in apps] if frameworks else []
@@ -250,6 +251,9 @@ def deploy(
     if not outcome.shipped:
         out.print("  shipped nothing: the host has every image")
     out.print(f"  open {target.url}/   log: {outcome.log}")
+    if target.https_port:
+        port = "" if target.https_port == 443 else f":{target.https_port}"
+        out.print(f"  HTTPS: https://{target.host}{port}/ (a lab CA certificate for {target.host}: see `lab ca`)")
     console.print(
         "  the same with plain Ansible: " + shlex.join(ansible.plain_command(lab.settings, target, "site.yml", names))
     )

@@ -88,15 +88,16 @@ def infra_tests(
     frameworks: Sequence[str],
     hosts: str,
     ca_bundle: Path | None,
-    published: tuple[str, int] | None = None,
+    published: tuple[str, int, int] | None = None,
     deployed: bool = False,
     project: str | None = None,
 ) -> list[str]:
     """pytest-testinfra over tests/infra, against the Docker host `hosts` (local://, ssh://…).
-    `published` is where nginx should publish and `project` the compose project (the settings'
-    locally; a deployed host's own otherwise)."""
-    bind, port = published or (settings.bind, settings.port)
+    `published` is where nginx should publish (address, HTTP port, HTTPS port) and `project` the
+    compose project (the settings' locally; a deployed host's own otherwise)."""
+    bind, port, https_port = published or (settings.bind, settings.port, settings.https_port)
     lab = ["--lab-project", project or settings.project, "--lab-bind", bind, "--lab-port", str(port)]
+    lab += ["--lab-https-port", str(https_port), "--lab-tls-key", str(settings.tls_dir / "server.key")]
     lab += ["--lab-frameworks", ",".join(frameworks), "--lab-secrets", str(settings.secrets_dir)]
     if ca_bundle:
         lab += ["--lab-ca-bundle", str(ca_bundle)]

@@ -104,6 +104,16 @@ class Lab:
             return list(tls.SECRETS)
         return []
 
+    def ensure_host_tls(self, name: str, address: str) -> str:
+        """A deploy target's certificate for its address, from the lab CA, in .lab/tls/hosts/<name>/
+        (what the lab role installs for nginx on a host without a domain); why it was made, or ""."""
+        ca, made = tls.ensure_ca(self.settings.ca_dir)
+        if made:
+            self.say(f"created the lab CA {ca.path} (`lab ca` says how to trust it)")
+        if reason := tls.ensure_server(tls.host_dir(self.settings.tls_dir, name), ca, [address]):
+            self.say(f"made {name}'s certificate for {address} ({reason})")
+        return reason
+
     def secret_users(self, names: list[str]) -> list[str]:
         """The services that mount any of these secrets (every app mounts the database's too)."""
         db = set(self.database.secrets)

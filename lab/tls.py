@@ -259,6 +259,12 @@ def ensure_server(directory: Path, ca: Authority, names: list[str], now: dt.date
     return reason
 
 
+def host_dir(tls_dir: Path, name: str) -> Path:
+    """Where a deploy target's certificate and key are kept on the controller (the lab role's
+    lab_tls_source: .lab/tls/hosts/<inventory name>)."""
+    return tls_dir / "hosts" / name
+
+
 def local_names(bind: str) -> list[str]:
     """The local lab's certificate names: localhost and the loopback addresses, and the address
     nginx publishes on when that is a specific other one."""

@@ -21,6 +21,7 @@ class Target:
     port: int = 22
     key: Path | None = None
     http_url: str = ""  # where the host's nginx answers; http://HOST by default
+    https_port: int | None = 443  # where it answers HTTPS (None: not published, a VM made before it was)
     name: str = ""  # inventory name
     pinned: bool = False  # a machine the lab made: its host key was pinned in known_hosts before first contact
 
@@ -76,6 +77,8 @@ def from_vm(state_dir: Path, name: str) -> Target:
         port=int(facts["ssh_port"]),
         key=Path(facts["key"]),
         http_url=f"http://{facts['host']}:{facts['http_port']}",
+        # A record without it: a cloud server (its own 443), or a local VM made before 443 was published.
+        https_port=facts.get("https_port", 443 if int(facts["http_port"]) == 80 else None),
         name=facts["name"],
         pinned=True,  # lab vm up / lab vm create gave it its host key through cloud-init
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from cryptography import x509
 
 from lab import tls
+from lab.deploy.target import Target
 from lab.settings import Settings
 from lab.verify.contract import FAIL, PASS, WARN, Result
 
@@ -253,3 +254,12 @@ def local_promise(settings: Settings) -> Promise:
     """The local lab: the lab CA's certificate for localhost and the loopback addresses, no HSTS."""
     ca_pem = tls.ca_paths(settings.ca_dir)[1]
     return Promise(settings.url_host.strip("[]"), settings.https_port, tuple(tls.local_names(settings.bind)), ca_pem)
+
+
+def for_target(settings: Settings, target: Target) -> list[Result]:
+    """A deployed host: the lab CA's certificate for the address it was deployed to, no HSTS."""
+    host = target.host.strip("[]")
+    if target.https_port is None:
+        reason = "this VM was made before it published its port 443: `lab vm down` and `lab vm up` again"
+        return [_result("handshake", WARN, reason, target.url)]
+    return check(Promise(host, target.https_port, (host,), tls.ca_paths(settings.ca_dir)[1]))

@@ -146,6 +146,7 @@ def test_published_on_loopback_only(vm, engine):
     ports = engine.containers.get(NAME).attrs["NetworkSettings"]["Ports"]
     assert ports["22/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(SSH_PORT)}]
     assert ports["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(HTTP_PORT)}]
+    assert ports["443/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(HTTP_PORT + 1000)}]
 
 
 def test_up_again_changes_nothing(vm, home, engine):

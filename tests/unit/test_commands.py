@@ -82,6 +82,10 @@ def test_infra_tests_argv():
     assert argv[argv.index("--lab-frameworks") + 1] == "a,b"
     assert argv[argv.index("--lab-secrets") + 1] == "/srv/lab/.lab/secrets"
     assert argv[argv.index("--lab-ca-bundle") + 1] == "/etc/ca.pem"
+    assert argv[argv.index("--lab-https-port") + 1] == "8443"
+    assert argv[argv.index("--lab-tls-key") + 1] == "/srv/lab/.lab/tls/server.key"
+    remote = commands.infra_tests(S, "python", [], "ssh://h", None, published=("0.0.0.0", 80, 443))
+    assert (remote[remote.index("--lab-port") + 1], remote[remote.index("--lab-https-port") + 1]) == ("80", "443")
     assert "--lab-ca-bundle" not in commands.infra_tests(S, "python", [], "local://", None)
 
 
