@@ -180,3 +180,19 @@ def test_name_matching_follows_rfc_6125():
     assert checks.name_matches(sans, "HOST.example.")
     assert checks.name_matches(sans, "192.0.2.1") and not checks.name_matches(sans, "192.0.2.2")
     assert checks.name_matches(sans, "[2001:db8:0::1]")
+
+
+def test_a_deployed_host_is_checked_for_its_own_address(tmp_path):
+    from lab.deploy.target import Target
+    from lab.settings import Settings
+
+    settings = Settings(root=tmp_path)  # the lab CA of a checkout at tmp_path
+    lab_ca, _ = tls.ensure_ca(settings.ca_dir)
+    with serve(_handler({}), server_context(tmp_path, lab_ca, ["127.0.0.1"])) as port:
+        results = by_check(checks.for_target(settings, Target("lab", "127.0.0.1", 22, https_port=port)))
+    assert {k: v[0] for k, v in results.items()} == dict.fromkeys(
+        ["chain", "hostname", "TLS 1.0 refused", "TLS 1.1 refused", "expiry", "no HSTS"], PASS
+    )
+    old_vm = checks.for_target(settings, Target("lab", "127.0.0.1", 2222, https_port=None))
+    assert [(r.check, r.status) for r in old_vm] == [("tls: handshake", WARN)]
+    assert "lab vm up" in old_vm[0].reason
