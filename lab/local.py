@@ -92,14 +92,18 @@ class Lab:
             self.say(f"created secret(s) {', '.join(created)} in {self.settings.secrets_dir}")
         return created + self.ensure_tls()
 
-    def ensure_tls(self) -> list[str]:
-        """The lab CA (made once) and nginx's certificate for this machine (renewed when due);
-        the TLS secrets' names when the certificate was made anew."""
+    def lab_ca(self) -> tls.Authority:
+        """The lab CA, made on first use."""
         ca, made = tls.ensure_ca(self.settings.ca_dir)
         if made:
             self.say(f"created the lab CA {ca.path} (`lab ca` says how to trust it)")
+        return ca
+
+    def ensure_tls(self) -> list[str]:
+        """nginx's certificate for this machine (renewed when due); the TLS secrets' names when it
+        was made anew."""
         names = tls.local_names(self.settings.bind)
-        if reason := tls.ensure_server(self.settings.tls_dir, ca, names):
+        if reason := tls.ensure_server(self.settings.tls_dir, self.lab_ca(), names):
             self.say(f"made nginx's certificate for {', '.join(names)} ({reason})")
             return list(tls.SECRETS)
         return []
@@ -107,10 +111,7 @@ class Lab:
     def ensure_host_tls(self, name: str, address: str) -> str:
         """A deploy target's certificate for its address, from the lab CA, in .lab/tls/hosts/<name>/
         (what the lab role installs for nginx on a host without a domain); why it was made, or ""."""
-        ca, made = tls.ensure_ca(self.settings.ca_dir)
-        if made:
-            self.say(f"created the lab CA {ca.path} (`lab ca` says how to trust it)")
-        if reason := tls.ensure_server(tls.host_dir(self.settings.tls_dir, name), ca, [address]):
+        if reason := tls.ensure_server(tls.host_dir(self.settings.tls_dir, name), self.lab_ca(), [address]):
             self.say(f"made {name}'s certificate for {address} ({reason})")
         return reason
 
