@@ -91,13 +91,15 @@ def infra_tests(
     published: tuple[str, int, int] | None = None,
     deployed: bool = False,
     project: str | None = None,
+    tls_key: Path | None = None,
 ) -> list[str]:
     """pytest-testinfra over tests/infra, against the Docker host `hosts` (local://, ssh://…).
     `published` is where nginx should publish (address, HTTP port, HTTPS port) and `project` the
-    compose project (the settings' locally; a deployed host's own otherwise)."""
+    compose project (the settings' locally; a deployed host's own otherwise); `tls_key` nginx's key
+    there (the local one by default), which no image may hold either."""
     bind, port, https_port = published or (settings.bind, settings.port, settings.https_port)
     lab = ["--lab-project", project or settings.project, "--lab-bind", bind, "--lab-port", str(port)]
-    lab += ["--lab-https-port", str(https_port), "--lab-tls-key", str(settings.tls_dir / "server.key")]
+    lab += ["--lab-https-port", str(https_port), "--lab-tls-key", str(tls_key or settings.tls_dir / "server.key")]
     lab += ["--lab-frameworks", ",".join(frameworks), "--lab-secrets", str(settings.secrets_dir)]
     if ca_bundle:
         lab += ["--lab-ca-bundle", str(ca_bundle)]

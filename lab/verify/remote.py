@@ -7,7 +7,7 @@ import sys
 
 from rich.console import Console
 
-from lab import commands
+from lab import commands, tls
 from lab.deploy import ansible, remote
 from lab.deploy.target import Target
 from lab.local import Lab
@@ -46,5 +46,6 @@ def infra(lab: Lab, target: Target, frameworks: list[str], quiet: bool = False) 
         published=PUBLISHED,
         deployed=True,
         project=PROJECT,
+        tls_key=tls.host_dir(lab.settings.tls_dir, target.inventory_name) / tls.KEY_FILE,
     )
     return subprocess.run(argv, cwd=lab.settings.root, capture_output=quiet, text=True).returncode

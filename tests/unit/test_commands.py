@@ -84,7 +84,10 @@ def test_infra_tests_argv():
     assert argv[argv.index("--lab-ca-bundle") + 1] == "/etc/ca.pem"
     assert argv[argv.index("--lab-https-port") + 1] == "8443"
     assert argv[argv.index("--lab-tls-key") + 1] == "/srv/lab/.lab/tls/server.key"
-    remote = commands.infra_tests(S, "python", [], "ssh://h", None, published=("0.0.0.0", 80, 443))
+    remote = commands.infra_tests(
+        S, "python", [], "ssh://h", None, published=("0.0.0.0", 80, 443), tls_key=Path("/k/server.key")
+    )
+    assert remote[remote.index("--lab-tls-key") + 1] == "/k/server.key"
     assert (remote[remote.index("--lab-port") + 1], remote[remote.index("--lab-https-port") + 1]) == ("80", "443")
     assert "--lab-ca-bundle" not in commands.infra_tests(S, "python", [], "local://", None)
 
