@@ -232,7 +232,7 @@ def deploy(
     engine.require_compose()
     with lab.locked():  # what it ships (compose file, secrets, images) stays put while it runs
         lab.prepare()
-        lab.ensure_host_tls(target.inventory_name, target.host.strip("[]"))
+        lab.ensure_host_tls(target.host.strip("[]"))
         lab.build(client, stacklib.apps(lab.stacks))
         started = time.monotonic()
         names = [a.name for a in apps] if frameworks else []

@@ -108,11 +108,12 @@ class Lab:
             return list(tls.SECRETS)
         return []
 
-    def ensure_host_tls(self, name: str, address: str) -> str:
-        """A deploy target's certificate for its address, from the lab CA, in .lab/tls/hosts/<name>/
-        (what the lab role installs for nginx on a host without a domain); why it was made, or ""."""
-        if reason := tls.ensure_server(tls.host_dir(self.settings.tls_dir, name), self.lab_ca(), [address]):
-            self.say(f"made {name}'s certificate for {address} ({reason})")
+    def ensure_host_tls(self, address: str) -> str:
+        """A deploy target's certificate for its address, from the lab CA, in .lab/tls/hosts/<address>/
+        (what the lab role installs for nginx on a host without a domain); why it was made, or "".
+        Kept by address, so the names one host goes by (--vm, --host) share one certificate."""
+        if reason := tls.ensure_server(tls.host_dir(self.settings.tls_dir, address), self.lab_ca(), [address]):
+            self.say(f"made a certificate for {address} ({reason})")
         return reason
 
     def secret_users(self, names: list[str]) -> list[str]:

@@ -259,10 +259,11 @@ def ensure_server(directory: Path, ca: Authority, names: list[str], now: dt.date
     return reason
 
 
-def host_dir(tls_dir: Path, name: str) -> Path:
+def host_dir(tls_dir: Path, address: str) -> Path:
     """Where a deploy target's certificate and key are kept on the controller (the lab role's
-    lab_tls_source: .lab/tls/hosts/<inventory name>)."""
-    return tls_dir / "hosts" / name
+    lab_tls_source: .lab/tls/hosts/<the address it is deployed to>)."""
+    general_names([address])  # an address or a host name, never a path ("..")
+    return tls_dir / "hosts" / address
 
 
 def local_names(bind: str) -> list[str]:

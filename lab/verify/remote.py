@@ -46,6 +46,6 @@ def infra(lab: Lab, target: Target, frameworks: list[str], quiet: bool = False) 
         published=PUBLISHED,
         deployed=True,
         project=PROJECT,
-        tls_key=tls.host_dir(lab.settings.tls_dir, target.inventory_name) / tls.KEY_FILE,
+        tls_key=tls.host_dir(lab.settings.tls_dir, target.host.strip("[]")) / tls.KEY_FILE,
     )
     return subprocess.run(argv, cwd=lab.settings.root, capture_output=quiet, text=True).returncode

@@ -101,3 +101,11 @@ def test_trust_help_names_the_ca_file_for_curl_python_and_the_system_store(tmp_p
     assert f"curl --cacert {tmp_path / 'ca.pem'} https://127.0.0.1:8443/" in text
     assert f"SSL_CERT_FILE={tmp_path / 'ca.pem'}" in text and f"REQUESTS_CA_BUNDLE={tmp_path / 'ca.pem'}" in text
     assert "update-ca-certificates" in text
+
+
+def test_a_hosts_certificate_is_kept_by_its_address_and_never_outside_the_folder(tmp_path):
+    assert tls.host_dir(tmp_path, "203.0.113.10") == tmp_path / "hosts" / "203.0.113.10"
+    assert tls.host_dir(tmp_path, "web1.example") == tmp_path / "hosts" / "web1.example"
+    for bad in ("..", "a/b", "../../etc"):
+        with pytest.raises(LabError):
+            tls.host_dir(tmp_path, bad)
