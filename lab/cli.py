@@ -26,6 +26,7 @@ from lab.options import Frameworks, HostOption, JsonFlag, KeyOption, VmOption, d
 from lab.verify import local as local_verify
 from lab.verify import remote as remote_verify
 from lab.verify import report
+from lab.verify import tls as tls_checks
 from lab.vm import cli as vm_cli
 
 app = typer.Typer(
@@ -192,9 +193,11 @@ def verify(
     if target is None:
         client = engine.client()
         results = local_verify.contract_results(lab, client, apps, restart_db=not keep_database, console=console)
+        results += tls_checks.check(tls_checks.local_promise(lab.settings))
         infra_code = local_verify.infra(lab, [a.name for a in apps], quiet=as_json) if infra else 0
     else:
         results = remote_verify.contract_results(lab, target, apps, restart_db=not keep_database, console=console)
+        results += tls_checks.for_target(lab.settings, target)
         infra_code = remote_verify.infra(lab, target, [a.name for a in apps], quiet=as_json) if infra else 0
     seconds = time.monotonic() - started
     if junit:

@@ -12,7 +12,6 @@ from lab import commands
 from lab.local import Lab
 from lab.stacks import Stack
 from lab.verify import contract
-from lab.verify import tls as tls_checks
 from lab.verify.contract import FAIL, Result
 from lab.verify.database import ContainerDatabase
 
@@ -37,8 +36,6 @@ def contract_results(
                 restart_db=restart_db,
                 progress=lambda what: status.update(f"verifying {what} …"),
             )
-    if states.get(lab.proxy.name) == "healthy":
-        results += tls_checks.check(tls_checks.local_promise(lab.settings))
     return results
 
 

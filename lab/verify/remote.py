@@ -14,7 +14,6 @@ from lab.local import Lab
 from lab.settings import PROJECT
 from lab.stacks import Stack
 from lab.verify import contract
-from lab.verify import tls as tls_checks
 from lab.verify.contract import Result
 
 PUBLISHED = ("0.0.0.0", 80, 443)  # where the lab role publishes nginx on a host (its project is always PROJECT)
@@ -24,14 +23,13 @@ def contract_results(lab: Lab, target: Target, apps: list[Stack], restart_db: bo
     target = remote.login(lab.settings.state_dir, target, ansible.deploy_user(lab.settings.root), console)
     db = remote.RemoteDatabase(lab.settings.state_dir, target, f"{PROJECT}-{lab.database.name}-1")
     with console.status(f"verifying {target.inventory_name} …") as status:
-        results = contract.verify(
+        return contract.verify(
             target.url,
             [a.name for a in apps],
             db,
             restart_db=restart_db,
             progress=lambda what: status.update(f"verifying {what} on {target.inventory_name} …"),
         )
-    return results + tls_checks.for_target(lab.settings, target)
 
 
 def infra(lab: Lab, target: Target, frameworks: list[str], quiet: bool = False) -> int:
