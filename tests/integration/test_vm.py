@@ -76,6 +76,7 @@ def test_up_records_how_to_reach_it(vm, home):
         "user": "lab",
         "ssh_port": SSH_PORT,
         "http_port": HTTP_PORT,
+        "https_port": HTTP_PORT + 1000,  # its 443
         "key": str(key),
         "debian": vm["debian"],
     }
