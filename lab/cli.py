@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lab import composefile, constants, doctor, engine, entry, releases, rollout, state
+from lab import composefile, constants, doctor, engine, entry, releases, rollout, state, tls
 from lab import settings as settingslib
 from lab import stacks as stacklib
 from lab.backup import cli as backup_cli
@@ -28,6 +28,7 @@ from lab.options import Frameworks, HostOption, JsonFlag, KeyOption, VmOption, d
 from lab.verify import local as local_verify
 from lab.verify import remote as remote_verify
 from lab.verify import report
+from lab.verify import tls as tls_checks
 
 app = typer.Typer(
     help="framework-lab: Python web frameworks, one contract, behind nginx with PostgreSQL.",
@@ -82,6 +83,33 @@ def up(
     client = engine.client()
     names = {a.name for a in apps} | {lab.database.name, lab.proxy.name}
     _print_rows([r for r in lab.rows(client) if r["framework"] in names], as_json)
+    if not as_json:
+        console.print(f"lab: HTTPS at {lab.settings.https_url}/ too (a lab CA certificate: see `lab ca`)")
+
+
+@app.command(name="ca")
+def ca_command(
+    path_only: Annotated[bool, typer.Option("--path", help="Print only the CA certificate's path.")] = False,
+) -> None:
+    """Show the lab CA that signs nginx's certificate (made on first use), and how to trust it."""
+    settings = settingslib.load()
+    with state.locked(settings.state_dir, settings.lock_timeout, lambda m: console.print(f"[dim]lab:[/] {m}")):
+        ca, created = tls.ensure_ca(settings.ca_dir)
+    if path_only:
+        typer.echo(str(ca.path))
+        return
+    if created:
+        console.print(f"lab: created the lab CA in {settings.ca_dir}")
+    lines = [
+        f"lab CA: {ca.path}",
+        f"  subject: {ca.cert.subject.rfc4514_string()}",
+        f"  SHA-256: {tls.fingerprint(ca.cert)}",
+        f"  valid until {ca.cert.not_valid_after_utc:%Y-%m-%d}",
+        f"It signs nginx's certificate for {', '.join(tls.local_names(settings.bind))} ({settings.https_url}/)",
+        "and, on servers deployed without a domain, theirs. Trust it:",
+        *(f"  {line}" for line in tls.trust_help(ca.path, settings.https_url)),
+    ]
+    typer.echo("\n".join(lines))
 
 
 @app.command()
@@ -168,9 +196,11 @@ def verify(
     if target is None:
         client = engine.client()
         results = local_verify.contract_results(lab, client, apps, restart_db=not keep_database, console=console)
+        results += tls_checks.check(tls_checks.local_promise(lab.settings))
         infra_code = local_verify.infra(lab, [a.name for a in apps], quiet=as_json) if infra else 0
     else:
         results = remote_verify.contract_results(lab, target, apps, restart_db=not keep_database, console=console)
+        results += tls_checks.for_target(lab.settings, target)
         infra_code = remote_verify.infra(lab, target, [a.name for a in apps], quiet=as_json) if infra else 0
     seconds = time.monotonic() - started
     if junit:
@@ -211,6 +241,7 @@ def deploy(
     engine.require_compose()
     with lab.locked():  # what it ships (compose file, secrets, images) stays put while it runs
         lab.prepare()
+        lab.ensure_host_tls(target.host.strip("[]"))
         lab.build(client, stacklib.apps(lab.stacks))
         if backup:
             backup_cli.before_deploy(lab, target)
@@ -231,6 +262,9 @@ def deploy(
     if not outcome.shipped:
         out.print("  shipped nothing: the host has every image")
     out.print(f"  open {target.url}/   log: {outcome.log}")
+    if target.https_port:
+        port = "" if target.https_port == 443 else f":{target.https_port}"
+        out.print(f"  HTTPS: https://{target.host}{port}/ (a lab CA certificate for {target.host}: see `lab ca`)")
     console.print(
         "  the same with plain Ansible: " + shlex.join(ansible.plain_command(lab.settings, target, "site.yml", names))
     )

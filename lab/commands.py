@@ -18,8 +18,10 @@ def compose_env(settings: Settings, ca_bundle: Path, base_image: str) -> dict[st
         "LAB_BASE_IMAGE": base_image,
         "LAB_BIND": settings.bind,
         "LAB_PORT": str(settings.port),
+        "LAB_HTTPS_PORT": str(settings.https_port),
         "LAB_CA_BUNDLE": str(ca_bundle),
         "LAB_SECRETS_DIR": str(settings.secrets_dir),
+        "LAB_TLS_DIR": str(settings.tls_dir),
     }
 
 
@@ -78,15 +80,18 @@ def infra_tests(
     frameworks: Sequence[str],
     hosts: str,
     ca_bundle: Path | None,
-    published: tuple[str, int] | None = None,
+    published: tuple[str, int, int] | None = None,
     deployed: bool = False,
     project: str | None = None,
+    tls_key: Path | None = None,
 ) -> list[str]:
     """pytest-testinfra over tests/infra, against the Docker host `hosts` (local://, ssh://…).
-    `published` is where nginx should publish and `project` the compose project (the settings'
-    locally; a deployed host's own otherwise)."""
-    bind, port = published or (settings.bind, settings.port)
+    `published` is where nginx should publish (address, HTTP port, HTTPS port) and `project` the
+    compose project (the settings' locally; a deployed host's own otherwise); `tls_key` nginx's key
+    there (the local one by default), which no image may hold either."""
+    bind, port, https_port = published or (settings.bind, settings.port, settings.https_port)
     lab = ["--lab-project", project or settings.project, "--lab-bind", bind, "--lab-port", str(port)]
+    lab += ["--lab-https-port", str(https_port), "--lab-tls-key", str(tls_key or settings.tls_dir / "server.key")]
     lab += ["--lab-frameworks", ",".join(frameworks), "--lab-secrets", str(settings.secrets_dir)]
     if ca_bundle:
         lab += ["--lab-ca-bundle", str(ca_bundle)]

@@ -73,18 +73,20 @@ def run_checks(settings: Settings) -> list[Check]:
         )
     )
 
-    address = f"{settings.bind}:{settings.port}"
-    if portcheck.is_free(settings.bind, settings.port):
-        checks.append(Check("port", "ok", f"{address} is free for nginx"))
-    else:
+    for name, port in (("port", settings.port), ("https_port", settings.https_port)):
+        address = f"{settings.bind}:{port}"
+        label = name.replace("_", " ")
+        if portcheck.is_free(settings.bind, port):
+            checks.append(Check(label, "ok", f"{address} is free for nginx"))
+            continue
         proxy = stacklib.one(stacklib.discover(settings.stacks_dir), "proxy").name
         ours = client is not None and any(
             engine.service_of(c) == proxy for c in engine.lab_containers(client, settings.project, all=False)
         )
         checks.append(
-            Check("port", "ok", f"{address} is held by the lab's nginx")
+            Check(label, "ok", f"{address} is held by the lab's nginx")
             if ours
-            else Check("port", "fail", f"{address} is taken by something else", "free it, or set port in lab.toml")
+            else Check(label, "fail", f"{address} is taken by something else", f"free it, or set {name} in lab.toml")
         )
 
     if client is not None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import docker
 from rich.console import Console
 
-from lab import baseimage, builds, commands, composefile, engine, portcheck, releases, rollout, secrets, state
+from lab import baseimage, builds, commands, composefile, engine, portcheck, releases, rollout, secrets, state, tls
 from lab import stacks as stacklib
 from lab.errors import Exit, LabError
 from lab.run import run
@@ -89,13 +89,38 @@ class Lab:
         names = sorted({n for s in self.stacks for n in s.secrets})
         if created := secrets.ensure(self.settings.secrets_dir, names):
             self.say(f"created secret(s) {', '.join(created)} in {self.settings.secrets_dir}")
-        return created
+        return created + self.ensure_tls()
+
+    def lab_ca(self) -> tls.Authority:
+        """The lab CA, made on first use."""
+        ca, made = tls.ensure_ca(self.settings.ca_dir)
+        if made:
+            self.say(f"created the lab CA {ca.path} (`lab ca` says how to trust it)")
+        return ca
+
+    def ensure_tls(self) -> list[str]:
+        """nginx's certificate for this machine (renewed when due); the TLS secrets' names when it
+        was made anew."""
+        names = tls.local_names(self.settings.bind)
+        if reason := tls.ensure_server(self.settings.tls_dir, self.lab_ca(), names):
+            self.say(f"made nginx's certificate for {', '.join(names)} ({reason})")
+            return list(tls.SECRETS)
+        return []
+
+    def ensure_host_tls(self, address: str) -> str:
+        """A deploy target's certificate for its address, from the lab CA, in .lab/tls/hosts/<address>/
+        (what the lab role installs for nginx on a host without a domain); why it was made, or "".
+        Kept by address, so the names one host goes by (--vm, --host) share one certificate."""
+        if reason := tls.ensure_server(tls.host_dir(self.settings.tls_dir, address), self.lab_ca(), [address]):
+            self.say(f"made a certificate for {address} ({reason})")
+        return reason
 
     def secret_users(self, names: list[str]) -> list[str]:
         """The services that mount any of these secrets (every app mounts the database's too)."""
         db = set(self.database.secrets)
         users = [self.database.name] if db & set(names) else []
-        return users + [a.name for a in stacklib.apps(self.stacks) if ({*db, *a.secrets} & set(names))]
+        users += [a.name for a in stacklib.apps(self.stacks) if ({*db, *a.secrets} & set(names))]
+        return users + ([self.proxy.name] if set(tls.SECRETS) & set(names) else [])
 
     @exclusive
     def build(self, client: docker.DockerClient, apps: list[Stack]) -> list[str]:
@@ -113,19 +138,23 @@ class Lab:
 
     def check_port(self, client: docker.DockerClient) -> None:
         running = engine.lab_containers(client, self.settings.project, all=False)
-        for container in (c for c in running if engine.service_of(c) == self.proxy.name):
-            for bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).values():
-                for binding in bindings or []:
-                    if binding.get("HostIp") == self.settings.bind and binding.get("HostPort") == str(
-                        self.settings.port
-                    ):
-                        return  # our own nginx holds it
-        if not portcheck.is_free(self.settings.bind, self.settings.port):
-            raise LabError(
-                f"{self.settings.bind}:{self.settings.port} is already in use",
-                Exit.PORT,
-                hint="stop what listens there, or choose another port (--port, LAB_PORT or lab.toml)",
-            )
+        ours = {
+            binding.get("HostPort")
+            for container in running
+            if engine.service_of(container) == self.proxy.name
+            for bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).values()
+            for binding in bindings or []
+            if binding.get("HostIp") == self.settings.bind
+        }
+        for port, how in ((self.settings.port, "--port, LAB_PORT"), (self.settings.https_port, "LAB_HTTPS_PORT")):
+            if str(port) in ours:
+                continue  # our own nginx holds it
+            if not portcheck.is_free(self.settings.bind, port):
+                raise LabError(
+                    f"{self.settings.bind}:{port} is already in use",
+                    Exit.PORT,
+                    hint=f"stop what listens there, or choose another port ({how} or lab.toml)",
+                )
 
     @exclusive
     def up(self, apps: list[Stack]) -> None:

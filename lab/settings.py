@@ -34,6 +34,7 @@ class Settings:
     project: str = PROJECT  # compose project name: containers, networks and the volume carry it
     bind: str = "127.0.0.1"  # address nginx publishes on
     port: int = 8080  # port nginx publishes on
+    https_port: int = 8443  # port nginx publishes HTTPS on (a lab-CA certificate for localhost)
     base_image: str = "debian:trixie-slim"
     debian_mirror: str = "http://deb.debian.org/debian"
     ca_bundle: str = "auto"  # "auto" (the host's bundle), "none", or a path
@@ -50,6 +51,14 @@ class Settings:
         return self.state_dir / "secrets"
 
     @property
+    def ca_dir(self) -> Path:
+        return self.state_dir / "ca"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.state_dir / "tls"
+
+    @property
     def stacks_dir(self) -> Path:
         return self.root / "stacks"
 
@@ -58,10 +67,19 @@ class Settings:
         return self.root / "compose" / "compose.yaml"
 
     @property
+    def url_host(self) -> str:
+        """The address clients on this machine reach nginx at (as it goes in a URL)."""
+        if self.bind in ("0.0.0.0", "::"):
+            return "127.0.0.1"
+        return f"[{self.bind}]" if ":" in self.bind else self.bind
+
+    @property
     def base_url(self) -> str:
-        host = f"[{self.bind}]" if ":" in self.bind else self.bind
-        host = "127.0.0.1" if self.bind in ("0.0.0.0", "::") else host
-        return f"http://{host}:{self.port}"
+        return f"http://{self.url_host}:{self.port}"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://{self.url_host}:{self.https_port}"
 
     def resolved_ca_bundle(self) -> Path | None:
         """The CA bundle handed to builds as a secret, or None."""
@@ -110,8 +128,11 @@ def validate(settings: Settings) -> Settings:
         raise LabError(f"bind = {settings.bind!r} is not an IP address", Exit.USAGE) from None
     if settings.lock_timeout < 0:
         raise LabError(f"lock_timeout = {settings.lock_timeout:g} must not be negative", Exit.USAGE)
-    if not 1 <= settings.port <= 65535:
-        raise LabError(f"port = {settings.port} is outside 1-65535", Exit.USAGE)
+    for name in ("port", "https_port"):
+        if not 1 <= getattr(settings, name) <= 65535:
+            raise LabError(f"{name} = {getattr(settings, name)} is outside 1-65535", Exit.USAGE)
+    if settings.port == settings.https_port:
+        raise LabError(f"port and https_port are both {settings.port}: give them different ports", Exit.USAGE)
     if settings.ca_bundle not in ("auto", "none") and not Path(settings.ca_bundle).is_file():
         raise LabError(f"ca_bundle = {settings.ca_bundle!r}: no such file", Exit.USAGE)
     return settings

@@ -21,6 +21,7 @@ class Target:
     port: int = 22
     key: Path | None = None
     http_url: str = ""  # where the host's nginx answers; http://HOST by default
+    https_port: int | None = 443  # where it answers HTTPS (None: not published, a VM made before it was)
     name: str = ""  # inventory name
     pinned: bool = False  # a machine the lab made: its host key was pinned in known_hosts before first contact
 
@@ -73,6 +74,7 @@ def from_vm(state_dir: Path, name: str) -> Target:
         port=at.ssh_port,
         key=at.key,
         http_url=at.url,
+        https_port=at.https_port,
         name=at.name,
         pinned=True,  # lab vm up / lab vm create gave it its host key through cloud-init
     )

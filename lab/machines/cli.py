@@ -90,6 +90,7 @@ def up(
     plain = shlex.join(["ssh", "-i", str(vm.key), "-p", str(vm.ssh_port), f"{vm.user}@{vm.host}"])
     console.print(f"  ssh:   lab vm ssh{name_option}   (or: {plain})")
     console.print(f"  http:  http://{vm.host}:{vm.http_port}/ (its port 80)")
+    console.print(f"  https: https://{vm.host}:{vm.https_port}/ (its port 443)")
     console.print(f"  facts: {result.facts_file}")
     if vm.kind == machine.QEMU:
         console.print(f"  console: {result.facts_file.parent / machine.QEMU_CONSOLE}")

@@ -7,8 +7,8 @@ import sys
 
 from rich.console import Console
 
-from lab import commands
-from lab.constants import DEPLOY_BIND, DEPLOY_PORT, PROJECT
+from lab import commands, tls
+from lab.constants import DEPLOY_BIND, DEPLOY_HTTPS_PORT, DEPLOY_PORT, PROJECT
 from lab.deploy import ansible, remote
 from lab.deploy.target import Target
 from lab.local import Lab
@@ -16,7 +16,8 @@ from lab.stacks import Stack
 from lab.verify import contract
 from lab.verify.contract import Result
 
-PUBLISHED = (DEPLOY_BIND, DEPLOY_PORT)  # where the lab role publishes nginx on a host (its project is always PROJECT)
+# Where the lab role publishes nginx on a host (its project is always PROJECT).
+PUBLISHED = (DEPLOY_BIND, DEPLOY_PORT, DEPLOY_HTTPS_PORT)
 
 
 def contract_results(lab: Lab, target: Target, apps: list[Stack], restart_db: bool, console: Console) -> list[Result]:
@@ -44,5 +45,6 @@ def infra(lab: Lab, target: Target, frameworks: list[str], quiet: bool = False) 
         published=PUBLISHED,
         deployed=True,
         project=PROJECT,
+        tls_key=tls.host_dir(lab.settings.tls_dir, target.host.strip("[]")) / tls.KEY_FILE,
     )
     return subprocess.run(argv, cwd=lab.settings.root, capture_output=quiet, text=True).returncode

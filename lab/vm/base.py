@@ -147,6 +147,8 @@ class Endpoint:
     ssh_port: int
     http_port: int
     key: Path
+    # None: a local VM made before 443 was published (a record without it; a cloud server has its own 443).
+    https_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -162,6 +164,7 @@ class Endpoint:
             int(data["ssh_port"]),
             int(data["http_port"]),
             Path(data["key"]),
+            data.get("https_port", 443 if int(data["http_port"]) == 80 else None),
         )
 
 

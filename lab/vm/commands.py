@@ -14,6 +14,12 @@ from lab.deploy.target import host_key_options
 
 LABEL = "org.framework-lab.vm"  # on the container: the VM's name
 SEED = "/var/lib/cloud/seed/nocloud"
+HTTPS_OFFSET = 1000  # a VM's port 443 is published on its HTTP port + 1000 (8081 -> 9081)
+
+
+def https_port(http_port: int) -> int:
+    return http_port + HTTPS_OFFSET
+
 
 # What makes systemd, and later a Docker engine, work in a container on an engine without
 # CAP_SYS_RESOURCE (where --privileged fails): tried on the CI machines.
@@ -67,6 +73,7 @@ def docker_run(vm: Container) -> list[str]:
     argv += ["--mount", f"type=bind,source={vm.seed_dir},target={SEED},readonly"]
     argv += ["--restart", "unless-stopped"]
     argv += ["--publish", f"{vm.host}:{vm.ssh_port}:22", "--publish", f"{vm.host}:{vm.http_port}:80"]
+    argv += ["--publish", f"{vm.host}:{https_port(vm.http_port)}:443"]
     return [*argv, vm.image]
 
 

@@ -56,6 +56,10 @@ class Vm:
     def suite(self) -> str:
         return RELEASES[self.debian]
 
+    @property
+    def https_port(self) -> int:
+        return commands.https_port(self.http_port)
+
     def facts(self) -> dict[str, object]:
         facts: dict[str, object] = {
             "name": self.name,
@@ -63,6 +67,7 @@ class Vm:
             "user": self.user,
             "ssh_port": self.ssh_port,
             "http_port": self.http_port,
+            "https_port": self.https_port,
             "key": str(self.key),
             "debian": self.debian,
         }
@@ -114,6 +119,12 @@ def check_ports(ssh_port: int, http_port: int) -> None:
             raise LabError(f"{option} {port} is outside 1-65535", Exit.USAGE)
     if ssh_port == http_port:
         raise LabError(f"--ssh-port and --http-port are both {ssh_port}", Exit.USAGE)
+    if commands.https_port(http_port) > 65535 or commands.https_port(http_port) == ssh_port:
+        raise LabError(
+            f"--http-port {http_port}: its HTTPS port (+{commands.HTTPS_OFFSET}) would be "
+            f"{commands.https_port(http_port)}, outside 1-65535 or the SSH port",
+            Exit.USAGE,
+        )
 
 
 def load(settings: Settings, name: str) -> Vm | None:
@@ -239,7 +250,8 @@ def _create(
     ssh_port = SSH_PORT if ssh_port is None else ssh_port
     http_port = HTTP_PORT if http_port is None else http_port
     check_ports(ssh_port, http_port)
-    for option, port in (("--ssh-port", ssh_port), ("--http-port", http_port)):
+    https = ("--http-port (its HTTPS port)", commands.https_port(http_port))
+    for option, port in (("--ssh-port", ssh_port), ("--http-port", http_port), https):
         if not portcheck.is_free(HOST, port):
             raise LabError(f"{HOST}:{port} is already in use", Exit.PORT, hint=f"choose another with {option}")
     pair = keys.named_key(key) if key else keys.ensure_lab_key(settings.state_dir)

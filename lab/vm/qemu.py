@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.vm.commands import https_port
+
 QEMU = "qemu-system-x86_64"
 MEMORY_MIB = 2048
 CPUS = 2
@@ -49,6 +51,7 @@ def _opt(value: object) -> str:
 
 def qemu_system(vm: Machine) -> list[str]:
     forwards = f"hostfwd=tcp:{vm.host}:{vm.ssh_port}-:22,hostfwd=tcp:{vm.host}:{vm.http_port}-:80"
+    forwards += f",hostfwd=tcp:{vm.host}:{https_port(vm.http_port)}-:443"
     return [
         QEMU,
         "-name",

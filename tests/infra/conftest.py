@@ -26,6 +26,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lab-project", default="framework-lab", help="compose project of the lab")
     group.addoption("--lab-bind", default="127.0.0.1", help="address nginx should publish on")
     group.addoption("--lab-port", default="8080", help="port nginx should publish on")
+    group.addoption("--lab-https-port", default="8443", help="port nginx should publish HTTPS on")
+    group.addoption(
+        "--lab-tls-key",
+        default=str(STACKS.parent / ".lab" / "tls" / "server.key"),
+        help="nginx's TLS key (on this machine): must not be in any layer either",
+    )
     group.addoption("--lab-frameworks", default="", help="comma-separated frameworks (default: all)")
     group.addoption("--lab-deployed", action="store_true", help="the host is a deploy target: check it too")
     group.addoption(
@@ -69,6 +75,8 @@ def lab(request: pytest.FixtureRequest) -> dict[str, str]:
         "project": request.config.getoption("lab_project"),
         "bind": request.config.getoption("lab_bind"),
         "port": request.config.getoption("lab_port"),
+        "https_port": request.config.getoption("lab_https_port"),
+        "tls_key": request.config.getoption("lab_tls_key"),
         "secrets": request.config.getoption("lab_secrets"),
         "ca_bundle": request.config.getoption("lab_ca_bundle"),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from lab.composefile import HTTPS_PORT
 from tests.infra.conftest import by_kind, docker
 
 HEALTHCHECK_PROCESSES = ("lab-healthcheck", "pg_isready", "render-upstreams")
@@ -92,6 +93,8 @@ def test_each_container_listens_only_on_its_port(containers, inside):
     for c in containers:
         port = c.env.get("LAB_APP_PORT", c.manifest.get("port", 0)) if c.kind == "app" else c.manifest["port"]
         expected = {int(port)}
+        if c.kind == "proxy":
+            expected.add(HTTPS_PORT)
         found = listening_ports(inside(c))
         if found != expected:
             problems.append(f"{c.name}: listens on {sorted(found)}, expected {sorted(expected)}")
@@ -117,7 +120,10 @@ def test_only_nginx_publishes_a_port_on_the_configured_address(containers, nginx
     for c in containers:
         ports = {k: v for k, v in (c.inspect["NetworkSettings"]["Ports"] or {}).items() if v}
         if c is nginx:
-            assert ports == {f"{nginx.manifest['port']}/tcp": [{"HostIp": lab["bind"], "HostPort": lab["port"]}]}
+            assert ports == {
+                f"{nginx.manifest['port']}/tcp": [{"HostIp": lab["bind"], "HostPort": lab["port"]}],
+                f"{HTTPS_PORT}/tcp": [{"HostIp": lab["bind"], "HostPort": lab["https_port"]}],
+            }
         else:
             assert ports == {}, f"{c.name} publishes {ports}"
 

@@ -20,6 +20,9 @@ def secret_values(lab) -> dict[str, bytes]:
     values = {p.name: p.read_bytes().strip() for p in folder.iterdir() if p.is_file() and p.stat().st_size}
     assert values, f"no secrets in {folder}"
     assert all(len(v) >= 16 for v in values.values())
+    key = Path(lab["tls_key"])
+    if key.is_file():  # nginx's TLS key: its base64 body, one line of it as any file would hold it
+        values["tls_key"] = key.read_bytes().splitlines()[1]
     return values
 
 

@@ -27,8 +27,14 @@ LAB = [sys.executable, "-m", "lab.cli"]
 pytestmark = pytest.mark.integration
 
 
+HTTPS_OFFSET = 400  # a test project's HTTPS port is its HTTP port + 400: no two take the default 8443
+
+
 def lab_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "LAB_PROJECT": PROJECT, "LAB_PORT": str(PORT), "LAB_HEALTH_TIMEOUT": "300", **extra}
+    env = {**os.environ, "LAB_PROJECT": PROJECT, "LAB_PORT": str(PORT), "LAB_HEALTH_TIMEOUT": "300", **extra}
+    if "LAB_HTTPS_PORT" not in extra:
+        env["LAB_HTTPS_PORT"] = str(int(env["LAB_PORT"]) + HTTPS_OFFSET)
+    return env
 
 
 def run_lab(*args: str, env: dict[str, str] | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:

@@ -38,6 +38,17 @@ def test_port_already_taken(engine):
     assert project_resources(engine, PROJECT) == NOTHING
 
 
+def test_https_port_already_taken(engine):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_lab("up", env=env(LAB_HTTPS_PORT=str(port)))
+    assert result.returncode == 4
+    assert f"127.0.0.1:{port} is already in use" in result.stderr and "LAB_HTTPS_PORT" in result.stderr
+    assert project_resources(engine, PROJECT) == NOTHING
+
+
 def test_broken_config_file(engine, tmp_path):
     shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
     shutil.copytree(ROOT / "compose", tmp_path / "compose")

@@ -16,8 +16,10 @@ import re
 import shlex
 import shutil
 import signal
+import ssl
 import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -416,6 +418,17 @@ def check_second_controller(engine, app: str, tmp_path: Path) -> None:
     assert on_vm(f"curl -fsS -o /dev/null http://127.0.0.1/{app}/db").returncode == 0
 
 
+def check_https_on_host(app: str) -> None:
+    """443 serves the lab CA's certificate for the address deployed to; its key is the secrets' group's only."""
+    context = ssl.create_default_context(cafile=str(ROOT / ".lab" / "ca" / "ca.pem"))
+    url = f"https://127.0.0.1:{vmcommands.https_port(HTTP_PORT)}/{app}/json"
+    with urllib.request.urlopen(url, context=context, timeout=30) as response:
+        assert json.loads(response.read()) == {"message": "Hello, World!"}
+        assert response.headers.get("Strict-Transport-Security") is None  # not a real certificate
+    mode = on_vm("sudo stat -c '%a %U %g' /opt/framework-lab/tls/server.key /opt/framework-lab/tls")
+    assert mode.stdout.split("\n")[:2] == ["640 root 10001", "750 root 10001"], mode.stdout + mode.stderr
+
+
 def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     first = deploy("--backup")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -426,6 +439,8 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     verify = run_lab("verify", "--vm", VM, env=vm_env())
     assert verify.returncode == 0, verify.stdout[-4000:] + verify.stderr[-2000:]
     assert " 0 failed" in verify.stdout
+    assert re.search(r"https\s+│\s+tls\s+│\s+pass", verify.stdout), verify.stdout[-4000:]  # the TLS checks ran
+    check_https_on_host(apps[0])
     check_bench_on_host(apps[0], tmp_path)
     check_backup_and_restore_on_host(engine, apps[0])
     check_changed_host_key_is_refused(engine)

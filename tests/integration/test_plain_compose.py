@@ -13,13 +13,14 @@ from tests.integration.conftest import ROOT, get, remove_project, run_lab
 pytestmark = pytest.mark.integration
 PROJECT = "framework-lab-plain"
 PORT = 18081
+HTTPS_PORT = 18481
 
 
 def test_plain_docker_compose_serves_a_framework(engine, apps):
     built = run_lab("build", apps[0])
     assert built.returncode == 0, built.stderr
     compose = ["docker", "compose", "-p", PROJECT, "-f", str(ROOT / "compose" / "compose.yaml")]
-    env = {**os.environ, "LAB_PORT": str(PORT)}
+    env = {**os.environ, "LAB_PORT": str(PORT), "LAB_HTTPS_PORT": str(HTTPS_PORT)}
     try:
         subprocess.run(
             [*compose, "up", "-d", "--wait", "postgres", apps[0], "nginx"],

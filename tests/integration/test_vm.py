@@ -76,6 +76,7 @@ def test_up_records_how_to_reach_it(vm, home):
         "user": "lab",
         "ssh_port": SSH_PORT,
         "http_port": HTTP_PORT,
+        "https_port": HTTP_PORT + 1000,  # its 443
         "key": str(key),
         "debian": vm["debian"],
     }
@@ -146,6 +147,7 @@ def test_published_on_loopback_only(vm, engine):
     ports = engine.containers.get(NAME).attrs["NetworkSettings"]["Ports"]
     assert ports["22/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(SSH_PORT)}]
     assert ports["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(HTTP_PORT)}]
+    assert ports["443/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(HTTP_PORT + 1000)}]
 
 
 def test_up_again_changes_nothing(vm, home, engine):

@@ -315,7 +315,7 @@ def test_a_cloud_server_is_a_machine_the_registry_finds(tmp_path):
     server = registry.load(settings, "web")
     assert isinstance(server, CloudServer) and server.kind == base.Kind.CLOUD
     assert server.record == base.record_file(settings.state_dir, "web")
-    assert server.endpoint() == base.Endpoint("web", "lab", "203.0.113.7", 22, 80, key)
+    assert server.endpoint() == base.Endpoint("web", "lab", "203.0.113.7", 22, 80, key, 443)
     row = server.status()  # from what the lab knows, without asking the provider
     assert (row["kind"], row["state"], row["provider"], row["server_id"], row["ip"]) == (
         "cloud",

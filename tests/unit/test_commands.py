@@ -33,8 +33,10 @@ def test_compose_env_carries_settings_not_secrets():
         "LAB_BASE_IMAGE": "framework-lab/debian:trixie-slim",
         "LAB_BIND": "127.0.0.1",
         "LAB_PORT": "8080",
+        "LAB_HTTPS_PORT": "8443",
         "LAB_CA_BUNDLE": "/etc/ca.pem",
         "LAB_SECRETS_DIR": "/srv/lab/.lab/secrets",
+        "LAB_TLS_DIR": "/srv/lab/.lab/tls",
     }
 
 
@@ -68,6 +70,13 @@ def test_infra_tests_argv():
     assert argv[argv.index("--lab-frameworks") + 1] == "a,b"
     assert argv[argv.index("--lab-secrets") + 1] == "/srv/lab/.lab/secrets"
     assert argv[argv.index("--lab-ca-bundle") + 1] == "/etc/ca.pem"
+    assert argv[argv.index("--lab-https-port") + 1] == "8443"
+    assert argv[argv.index("--lab-tls-key") + 1] == "/srv/lab/.lab/tls/server.key"
+    remote = commands.infra_tests(
+        S, "python", [], "ssh://h", None, published=("0.0.0.0", 80, 443), tls_key=Path("/k/server.key")
+    )
+    assert remote[remote.index("--lab-tls-key") + 1] == "/k/server.key"
+    assert (remote[remote.index("--lab-port") + 1], remote[remote.index("--lab-https-port") + 1]) == ("80", "443")
     assert "--lab-ca-bundle" not in commands.infra_tests(S, "python", [], "local://", None)
 
 

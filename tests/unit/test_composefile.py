@@ -31,7 +31,24 @@ def test_compose_file_is_plain_yaml_without_anchors(root):
 def test_only_the_proxy_publishes_a_port_on_the_configured_address(root):
     services = rendered(root)["services"]
     published = {name: s["ports"] for name, s in services.items() if "ports" in s}
-    assert published == {"nginx": ["${LAB_BIND:-127.0.0.1}:${LAB_PORT:-8080}:8080"]}
+    assert published == {
+        "nginx": [
+            "${LAB_BIND:-127.0.0.1}:${LAB_PORT:-8080}:8080",
+            "${LAB_BIND:-127.0.0.1}:${LAB_HTTPS_PORT:-8443}:8443",
+        ]
+    }
+
+
+def test_only_the_proxy_gets_the_tls_certificate_and_key_as_secrets(root):
+    compose = rendered(root)
+    holders = {name for name, s in compose["services"].items() if {"tls_cert", "tls_key"} & set(s.get("secrets", []))}
+    assert holders == {"nginx"}
+    assert compose["services"]["nginx"]["secrets"] == ["tls_cert", "tls_key"]
+    assert compose["services"]["nginx"]["group_add"] == ["10001"]  # reads a server's key (0640, that group)
+    assert compose["secrets"]["tls_cert"] == {"file": "${LAB_TLS_DIR:-../.lab/tls}/server.pem"}
+    assert compose["secrets"]["tls_key"] == {"file": "${LAB_TLS_DIR:-../.lab/tls}/server.key"}
+    # The CA's key is for this machine only: nothing in the compose file names it.
+    assert "ca.key" not in composefile.text(Settings(root=root), stacklib.discover(root / "stacks"))
 
 
 def test_nginx_listens_on_the_port_of_its_manifest_only(root):

@@ -58,6 +58,12 @@ def test_vm_target_from_its_record(tmp_path):
         "box",
     )
     assert t.pinned  # the lab made it: its host key was pinned before the first contact
+    assert t.https_port is None  # a VM recorded before it published 443
+    (folder / "vm.json").write_text(json.dumps({**facts, "https_port": 9081}))
+    assert target.from_vm(tmp_path, "box").https_port == 9081
+    (folder / "vm.json").write_text(json.dumps({**facts, "http_port": 80}))  # a cloud server's record
+    assert target.from_vm(tmp_path, "box").https_port == 443
+    assert target.parse("deploy@203.0.113.10").https_port == 443
     with pytest.raises(LabError, match="no VM named 'other'"):
         target.from_vm(tmp_path, "other")
 
@@ -181,8 +187,9 @@ def test_ssh_config_and_testinfra_hosts():
 
 
 def test_remote_infra_tests_check_the_deployed_host():
-    argv = commands.infra_tests(S, "python", ["a"], "ssh://web?sudo=true", None, ("0.0.0.0", 80), deployed=True)
+    argv = commands.infra_tests(S, "python", ["a"], "ssh://web?sudo=true", None, ("0.0.0.0", 80, 443), deployed=True)
     assert argv[argv.index("--lab-bind") + 1] == "0.0.0.0" and argv[argv.index("--lab-port") + 1] == "80"
+    assert argv[argv.index("--lab-https-port") + 1] == "443"
     assert "--lab-deployed" in argv
 
 

@@ -16,6 +16,8 @@ def test_defaults(tmp_path):
     s = load(tmp_path)
     assert (s.bind, s.port, s.base_image, s.project) == ("127.0.0.1", 8080, "debian:trixie-slim", "framework-lab")
     assert s.base_url == "http://127.0.0.1:8080"
+    assert (s.https_port, s.https_url) == (8443, "https://127.0.0.1:8443")
+    assert (s.ca_dir, s.tls_dir) == (tmp_path / ".lab" / "ca", tmp_path / ".lab" / "tls")
     assert s.compose_file == tmp_path / "compose" / "compose.yaml"
 
 
@@ -24,6 +26,8 @@ def test_precedence_toml_then_env_then_options(tmp_path):
     assert load(tmp_path, "port = 9000\n", env={"LAB_PORT": "9100"}).port == 9100
     assert load(tmp_path, "port = 9000\n", env={"LAB_PORT": "9100"}, port=9200).port == 9200
     assert load(tmp_path, env={"LAB_OFFLINE": "yes"}).offline is True
+    assert load(tmp_path, "https_port = 9443\n", env={"LAB_HTTPS_PORT": "9444"}).https_port == 9444
+    assert load(tmp_path, env={"LAB_BIND": "::1", "LAB_HTTPS_PORT": "9443"}).https_url == "https://[::1]:9443"
 
 
 @pytest.mark.parametrize(
@@ -39,6 +43,8 @@ def test_precedence_toml_then_env_then_options(tmp_path):
         ("port = true\n", "port = True is not a valid int"),
         ("health_timeout = false\n", "is not a valid float"),
         ("lock_timeout = -1\n", "lock_timeout = -1 must not be negative"),
+        ("https_port = 0\n", "https_port = 0 is outside 1-65535"),
+        ("https_port = 8080\n", "port and https_port are both 8080"),
     ],
 )
 def test_broken_config_is_a_usage_error(tmp_path, toml, message):

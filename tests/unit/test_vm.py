@@ -66,14 +66,14 @@ def test_docker_run_volumes_seed_and_ports_on_loopback_only():
     assert pairs(argv, "--mount") == [
         "type=bind,source=/srv/lab/.lab/vm/framework-lab-vm/seed,target=/var/lib/cloud/seed/nocloud,readonly"
     ]
-    assert pairs(argv, "--publish") == ["127.0.0.1:2222:22", "127.0.0.1:8081:80"]
+    assert pairs(argv, "--publish") == ["127.0.0.1:2222:22", "127.0.0.1:8081:80", "127.0.0.1:9081:443"]
     assert not any("/proc" in word for word in argv)  # runc refuses mounts inside /proc
 
 
 def test_docker_run_other_name_and_ports():
     other = commands.Container("vm-test", "img:tag", "127.0.0.1", 12222, 18090, Path("/tmp/seed"))
     argv = commands.docker_run(other)
-    assert pairs(argv, "--publish") == ["127.0.0.1:12222:22", "127.0.0.1:18090:80"]
+    assert pairs(argv, "--publish") == ["127.0.0.1:12222:22", "127.0.0.1:18090:80", "127.0.0.1:19090:443"]
     assert pairs(argv, "--label") == ["org.framework-lab.vm=vm-test"]
     assert argv[-1] == "img:tag"
 
@@ -367,7 +367,8 @@ def test_bad_names(name):
 
 def test_ports_are_checked():
     machine.check_ports(2222, 8081)
-    for ssh_port, http_port in ((0, 8081), (2222, 70000), (2222, 2222)):
+    # 64600: its HTTPS port (+1000) would be outside 1-65535; 1222: its HTTPS port would be the SSH port.
+    for ssh_port, http_port in ((0, 8081), (2222, 70000), (2222, 2222), (2222, 64600), (2222, 1222)):
         with pytest.raises(LabError) as error:
             machine.check_ports(ssh_port, http_port)
         assert error.value.code == Exit.USAGE
@@ -378,7 +379,8 @@ def test_facts_and_state_paths(tmp_path):
     assert machine.state_dir(settings, "vm") == tmp_path / ".lab/vm/vm"
     assert machine.load(settings, "vm") is None
     vm = machine.Vm("vm", 12222, 18090, tmp_path / "key")
-    assert set(vm.facts()) == {"name", "host", "user", "ssh_port", "http_port", "key", "debian"}
+    assert set(vm.facts()) == {"name", "host", "user", "ssh_port", "http_port", "https_port", "key", "debian"}
+    assert vm.facts()["https_port"] == vm.http_port + 1000
     assert vm.facts()["host"] == "127.0.0.1" and vm.facts()["user"] == "lab"
     assert vm.facts()["debian"] == "13" and vm.suite == "trixie"
     machine.state_dir(settings, "vm").mkdir(parents=True)

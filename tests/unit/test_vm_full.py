@@ -84,7 +84,9 @@ def test_qemu_disk_overlay_first_then_the_seed_read_only():
 
 def test_qemu_forwards_ssh_and_http_on_loopback_only():
     argv = qemu.qemu_system(SPEC)
-    assert pairs(argv, "-netdev") == ["user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:127.0.0.1:8081-:80"]
+    assert pairs(argv, "-netdev") == [
+        "user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:127.0.0.1:8081-:80,hostfwd=tcp:127.0.0.1:9081-:443"
+    ]
     assert pairs(argv, "-device") == ["virtio-net-pci,netdev=n0", "virtio-rng-pci"]
     assert "0.0.0.0" not in " ".join(argv)
 
