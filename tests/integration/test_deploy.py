@@ -1,7 +1,8 @@
 """End to end against the local stand-in VM: vm up → bad input leaves the host as it was →
 deploy → verify over SSH → a short `lab bench --vm` → a changed host key stops the next deploy
 before anything is sent → a second deploy changes nothing → one framework changed is shipped and
-restarted alone → `--host root@…` twice (the first shuts root out and carries on as the deploy user,
+swapped alone under 64 connections of load with no failed request → `lab releases --vm` and `lab rollback --vm`
+under load → `--host root@…` twice (the first shuts root out and carries on as the deploy user,
 the second logs in as that user) → SSH dropped in the middle of image shipping, then deploy again → a second
 controller with new secrets deploys →
 undeploy → vm down, leaving nothing behind. Every `lab` command
