@@ -8,7 +8,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +42,8 @@ class Lab:
     settings: Settings
     stacks: list[Stack]
     console: Console
+    # Services this command saw pass their own healthcheck: Docker's first check may come seconds later.
+    probed: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls, settings: Settings, console: Console) -> Lab:
@@ -182,6 +184,7 @@ class Lab:
                 Exit.UNHEALTHY,
                 hint="an app whose new container failed still runs its old one; see `lab logs`",
             ) from None
+        self.probed = {self.database.name, self.proxy.name, *(a.name for a in apps)}
         for service, change in report.replaced.items():
             if "seconds" in change:
                 self.say(
@@ -221,7 +224,9 @@ class Lab:
             return {}
 
     def states(self, client: docker.DockerClient) -> dict[str, str]:
-        return {engine.service_of(c): engine.health_of(c) for c in engine.lab_containers(client, self.settings.project)}
+        containers = engine.lab_containers(client, self.settings.project)
+        states = {engine.service_of(c): engine.health_of(c) for c in containers}
+        return {s: "healthy" if state == "starting" and s in self.probed else state for s, state in states.items()}
 
     @exclusive
     def down(self, volumes: bool) -> None:

@@ -2,7 +2,8 @@
 none, the host has no lab yet) → verify over SSH → a short `lab bench --vm` → a backup of the host, rows
 changed, a damaged copy refused, the restore brings the rows back → a changed host key stops the next deploy
 before anything is sent → a second deploy (with a backup) changes nothing → one framework changed is shipped
-and restarted alone → `--host root@…` twice (the first shuts root out and carries on as the deploy user, the
+and swapped alone under 64 connections of load with no failed request → `lab releases --vm` and
+`lab rollback --vm` under load → `--host root@…` twice (the first shuts root out and carries on as the deploy user, the
 second logs in as that user) → SSH dropped in the middle of image shipping, then deploy again → a second
 controller with new secrets deploys → undeploy → vm down, leaving nothing behind. Every `lab` command runs
 with fake cloud tokens in its environment, and none of them may be stored anywhere.
