@@ -8,7 +8,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,8 +42,6 @@ class Lab:
     settings: Settings
     stacks: list[Stack]
     console: Console
-    # Services this command saw pass their own healthcheck: Docker's first check may come seconds later.
-    probed: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls, settings: Settings, console: Console) -> Lab:
@@ -184,7 +182,6 @@ class Lab:
                 Exit.UNHEALTHY,
                 hint="an app whose new container failed still runs its old one; see `lab logs`",
             ) from None
-        self.probed = {self.database.name, self.proxy.name, *(a.name for a in apps)}
         for service, change in report.replaced.items():
             if "seconds" in change:
                 self.say(
@@ -224,9 +221,16 @@ class Lab:
             return {}
 
     def states(self, client: docker.DockerClient) -> dict[str, str]:
-        containers = engine.lab_containers(client, self.settings.project)
-        states = {engine.service_of(c): engine.health_of(c) for c in containers}
-        return {s: "healthy" if state == "starting" and s in self.probed else state for s, state in states.items()}
+        """Each service's health. One Docker still calls "starting" is probed now with its own
+        healthcheck (as lab up does): Docker's first check comes up to its interval after the start."""
+        runner = self.rollout()
+        states = {}
+        for container in engine.lab_containers(client, self.settings.project):
+            state = engine.health_of(container)
+            if state == "starting" and runner.ready(rollout.Container.from_inspect(container.attrs)):
+                state = "healthy"
+            states[engine.service_of(container)] = state
+        return states
 
     @exclusive
     def down(self, volumes: bool) -> None:
@@ -234,6 +238,8 @@ class Lab:
         engine.require_compose()
         self.prepare()
         run(commands.compose_down(self.settings, volumes), env=self.env(), capture=True)
+        if volumes:  # the data is gone, and with it what a rollback could go back to
+            rollout.forget(self.rollout(), str(releases.local_record(self.settings)))
 
     def logs(self, services: list[str], follow: bool, tail: int | None) -> int:
         self.prepare()

@@ -17,6 +17,7 @@ role runs this same file on each host (`python3 rollout.py up …`), so both pla
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -457,6 +458,21 @@ def prune(rollout: Rollout, releases: list[dict], keep: int = KEEP) -> None:
     for release, app in beyond_keep(releases, keep):
         rollout.run(untag(release_tag(rollout.image_of(app), rollout.project, release)), check=False)
         by_id[release].setdefault("kept", {})[app] = False
+
+
+def forget(rollout: Rollout, path: str) -> int:
+    """Remove every release tag of the recorded releases, and the record: the lab is gone for good
+    (`lab down --volumes`). Returns how many tags were removed."""
+    removed = 0
+    services = rollout.config()["services"]
+    for release in load_releases(path):
+        for app in release["images"]:
+            if app in services and release.get("kept", {}).get(app, True):
+                tag_name = release_tag(rollout.image_of(app), rollout.project, release["id"])
+                removed += rollout.run(untag(tag_name), check=False).returncode == 0
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+    return removed
 
 
 def rollback(

@@ -21,7 +21,7 @@ from tests.integration.conftest import ROOT, lab_env, remove_project, run_lab
 
 pytestmark = pytest.mark.integration
 PROJECT = "framework-lab-rollout"
-PORT = 18092
+PORT = 18094
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -38,7 +38,8 @@ def changed_checkout(tmp_path: Path, name: str) -> Path:
     home = tmp_path / name
     for folder in ("lab", "stacks", "compose"):
         shutil.copytree(ROOT / folder, home / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / ".lab" / "secrets", home / ".lab" / "secrets")
+    for kept in ("secrets", "ca", "tls"):  # the same secrets, CA and certificate: only the code differs
+        shutil.copytree(ROOT / ".lab" / kept, home / ".lab" / kept)
     shutil.copytree(ROOT / ".lab" / "releases", home / ".lab" / "releases")  # the fixture's up recorded one
     return home
 
