@@ -71,10 +71,6 @@ def compose_config(project: str, file: str) -> list[str]:
     return compose(project, file, "config", "--format", "json")
 
 
-def compose_hashes(project: str, file: str, services: Sequence[str]) -> list[str]:
-    return compose(project, file, "config", "--hash", ",".join(services))
-
-
 def containers_of(project: str, service: str) -> list[str]:
     return [
         "docker", "ps", "--all", "--quiet", "--no-trunc",
@@ -168,7 +164,6 @@ class Container:
     id: str
     name: str
     image: str  # the image ID it runs
-    config_hash: str
     status: str  # running, exited, …
     health: str  # healthy, unhealthy, starting, or "" without a healthcheck
     healthcheck: list[str] | None
@@ -182,7 +177,6 @@ class Container:
             id=data["Id"],
             name=data["Name"].lstrip("/"),
             image=data["Image"],
-            config_hash=(data["Config"].get("Labels") or {}).get("com.docker.compose.config-hash", ""),
             status=state["Status"],
             health=(state.get("Health") or {}).get("Status", ""),
             healthcheck=(data["Config"].get("Healthcheck") or {}).get("Test"),
@@ -231,11 +225,9 @@ class Rollout:
             self._config = json.loads(self.run(compose_config(self.project, self.file)).stdout)
         return self._config
 
-    def wanted(self, services: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """service -> (config hash, image ID) a current container has."""
-        listed = self.run(compose_hashes(self.project, self.file, services)).stdout
-        hashes = dict(line.split() for line in listed.splitlines())
-        return {s: (hashes[s], self.run(image_id(self.image_of(s))).stdout.strip()) for s in services}
+    def wanted(self, services: Sequence[str]) -> dict[str, str]:
+        """service -> the image ID a current container runs."""
+        return {s: self.run(image_id(self.image_of(s))).stdout.strip() for s in services}
 
     def image_of(self, service: str) -> str:
         """The image (tag) the compose file gives a service."""
@@ -354,7 +346,7 @@ class Rollout:
         wanted = self.wanted([self.database, *apps, self.proxy])
 
         def current(c: Container, service: str) -> bool:
-            return (c.config_hash, c.image) == wanted[service]
+            return c.image == wanted[service]
 
         for group in ([self.database], list(apps), [self.proxy]):
             running = {s: [c for c in self.containers(s) if c.status == "running"] for s in group}
@@ -364,11 +356,21 @@ class Rollout:
             self.start(again, recreate=True)
             report.started += fresh
             report.replaced.update({s: {"recreated": True} for s in again})
-            for service in (s for s in group if s not in fresh and s not in again):
-                if len(running[service]) == 1 and current(running[service][0], service):
-                    self.wait_ready(service, running[service])
-                    report.unchanged.append(service)
-                    continue
+            rest = [s for s in group if s not in fresh and s not in again]
+            settled = [s for s in rest if len(running[s]) == 1 and current(running[s][0], s)]
+            if settled:
+                # The image is the wanted one: compose judges the rest of the configuration by its own
+                # hash (`config --hash` does not match it across compose versions) and recreates in
+                # place what changed; nothing, usually.
+                self.run(compose_up(self.project, self.file, settled))
+                now = {s: [c for c in self.containers(s) if c.status == "running"] for s in settled}
+                self.wait_all([(s, c) for s in settled for c in now[s]])
+                for service in settled:
+                    if [c.id for c in now[service]] == [running[service][0].id]:
+                        report.unchanged.append(service)
+                    else:
+                        report.replaced[service] = {"recreated": True}
+            for service in (s for s in rest if s not in settled):
                 proxy = self.proxy_container() if service in apps else None
                 if proxy is None:  # the database, nginx, or an app nothing routes to yet: in place
                     self.start([service])

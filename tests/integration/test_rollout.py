@@ -94,6 +94,8 @@ def test_changed_app_is_swapped_without_a_failed_request(engine, two_apps, tmp_p
     assert before.keys() - after.keys() == {f"{PROJECT}-{app}-1"}
     assert after.keys() - before.keys() == {f"{PROJECT}-{app}-2"}
     assert f"{app}: swapped in" in result.stdout + result.stderr
+    again = run_lab("up", app, other, env=env(LAB_HOME=str(home)))
+    assert again.returncode == 0 and containers(engine) == after, again.stderr[-2000:]  # the swapped-in one is kept
 
     # Rollback: the previous image again, swapped the same way.
     changed = engine.containers.get(f"{PROJECT}-{app}-2").image.id

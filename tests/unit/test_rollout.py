@@ -17,7 +17,6 @@ def test_compose_commands():
         *COMPOSE, "up", "--detach", "--no-build", "--pull", "never", "--no-deps", "--no-recreate",
         "--scale", "flask=2", "flask",
     ]  # fmt: skip
-    assert rollout.compose_hashes("p", "c.yaml", ["a", "b"]) == [*COMPOSE, "config", "--hash", "a,b"]
     assert rollout.compose_config("p", "c.yaml") == [*COMPOSE, "config", "--format", "json"]
 
 
@@ -51,17 +50,15 @@ def test_container_from_inspect():
         "Id": "abc",
         "Name": "/p-flask-2",
         "Image": "sha256:1",
-        "Config": {"Labels": {"com.docker.compose.config-hash": "h"}, "Healthcheck": {"Test": ["CMD", "x"]}},
+        "Config": {"Healthcheck": {"Test": ["CMD", "x"]}},
         "State": {"Status": "running", "Health": {"Status": "starting"}},
         "NetworkSettings": {"Networks": {"p_web": {"IPAddress": "10.1.0.5"}, "p_data": {"IPAddress": ""}}},
     }
     c = rollout.Container.from_inspect(data)
-    assert (c.id, c.name, c.image, c.config_hash, c.status, c.health) == (
-        "abc", "p-flask-2", "sha256:1", "h", "running", "starting",
-    )  # fmt: skip
+    assert (c.id, c.name, c.image, c.status, c.health) == ("abc", "p-flask-2", "sha256:1", "running", "starting")
     assert c.healthcheck == ["CMD", "x"] and c.addresses == {"p_web": "10.1.0.5"}
     bare = rollout.Container.from_inspect({**data, "Config": {}, "State": {"Status": "exited"}, "NetworkSettings": {}})
-    assert (bare.health, bare.healthcheck, bare.addresses, bare.config_hash) == ("", None, {}, "")
+    assert (bare.health, bare.healthcheck, bare.addresses) == ("", None, {})
 
 
 def test_usage_error_exits_2(capsys):
