@@ -338,7 +338,7 @@ def rollback(
         swapped = report.replaced
     else:
         args = releases.lab_args(
-            constants.PROJECT, lab.database.name, lab.proxy.name,
+            constants.DEPLOY_DIR, constants.PROJECT, lab.database.name, lab.proxy.name,
             lab.settings.health_timeout, commit, by,
         )  # fmt: skip
         extra = [*(["--to", str(to)] if to else []), *names]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import shlex
 import socket
 import subprocess
 from pathlib import Path
@@ -38,21 +37,21 @@ def whence(root: Path) -> tuple[str, str]:
     return commit, f"{getpass.getuser()}@{socket.gethostname()}"
 
 
-def on_host(lab_dir: str, command: str, lab_args: list[str], extra: list[str]) -> str:
-    """The shell command that runs the host's rollout.py in the lab's folder (as root, like the role)."""
-    argv = ["python3", "rollout.py", command, *lab_args, "--record", RECORD, *extra]
-    return f"sudo -n sh -c {shlex.quote('cd ' + shlex.quote(lab_dir) + ' && ' + shlex.join(argv))}"
+def on_host(lab_dir: str, command: str, lab_args: list[str], extra: list[str]) -> list[str]:
+    """The argv that runs the host's copy of rollout.py on the lab's folder (as root, like the role;
+    compose reads the folder's .env beside the compose file)."""
+    return ["python3", f"{lab_dir}/rollout.py", command, *lab_args, "--record", f"{lab_dir}/{RECORD}", *extra]
 
 
-def lab_args(project: str, database: str, proxy: str, timeout: float, commit: str, by: str) -> list[str]:
+def lab_args(lab_dir: str, project: str, database: str, proxy: str, timeout: float, commit: str, by: str) -> list[str]:
     return [
-        "--project", project, "--file", "compose.yaml", "--database", database, "--proxy", proxy,
+        "--project", project, "--file", f"{lab_dir}/compose.yaml", "--database", database, "--proxy", proxy,
         "--timeout", f"{timeout:g}", "--commit", commit, "--by", by,
     ]  # fmt: skip
 
 
-def remote_json(settings: Settings, target: Target, command: str, timeout: float) -> dict | list:
-    result = remote.on_host(settings.state_dir, target, command, timeout)
+def remote_json(settings: Settings, target: Target, argv: list[str], timeout: float) -> dict | list:
+    result = remote.on_host(settings.state_dir, target, argv, timeout)
     try:
         answer = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else None
     except ValueError:

@@ -87,12 +87,12 @@ def login(state_dir: Path, target: Target, deploy_user: str, console: Console | 
     return target
 
 
-def on_host(state_dir: Path, target: Target, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """One shell command on the host over SSH (the lab's ssh_config: key, port, pinned host key); the
-    caller reads its exit code."""
-    argv = commands.ssh(write_ssh_config(state_dir, target), target.inventory_name, command)
-    what = f"on {target.inventory_name}, `{command[:80]}`"
-    return run(argv, capture=True, check=False, what=what, timeout=timeout, stdin=subprocess.DEVNULL)
+def on_host(state_dir: Path, target: Target, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """argv as root on the host over SSH (the lab's ssh_config: key, port, pinned host key); the caller
+    reads its exit code."""
+    ssh = commands.ssh_sudo(write_ssh_config(state_dir, target), target.inventory_name, argv)
+    what = f"on {target.inventory_name}, `{shlex.join(argv)[:80]}`"
+    return run(ssh, capture=True, check=False, what=what, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 class RemoteDatabase:
