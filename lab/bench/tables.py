@@ -155,3 +155,31 @@ def latency_grid(document: dict[str, Any], level: int) -> tuple[list[str], list[
 
 def cpu_grid(document: dict[str, Any], level: int) -> tuple[list[str], list[list[str]]]:
     return grid(document, level, lambda cell, _target: cpu_cell(cell))
+
+
+def server_matrix(document: dict[str, Any], test: str, level: int) -> tuple[list[str], list[list[str]]]:
+    """framework × server (`lab bench --servers`): requests/s of one test at one concurrency, each
+    server in the order asked for; — where a framework does not declare the server."""
+    servers = list(document["settings"].get("servers") or [])
+    cells = cell_index(document)
+    entries = {(f.get("framework", f["name"]), f.get("server_name", "")): f for f in document["frameworks"]}
+    frameworks = list(dict.fromkeys(framework for framework, _ in entries))
+    rows = []
+    for framework in frameworks:
+        row = [framework]
+        for server in servers:
+            entry = entries.get((framework, server))
+            if entry is None:
+                row.append("—")
+            elif not entry["measured"]:
+                row.append(f"{WARN} not measured")
+            else:
+                row.append(rps_cell(cells.get((entry["name"], test, level)), entry["name"]))
+        rows.append(row)
+    return ["framework", *servers], rows
+
+
+SERVER_MATRIX_NOTE = (
+    "Each column is one block of the run: the frameworks restarted under that server, verified, then measured "
+    "interleaved. Blocks run one after the other, so compare across a row with the CPU drift in mind."
+)

@@ -5,6 +5,7 @@
 # hides the json module, so JSON goes out through response.json().
 # web2py commits the DAL's transaction after the function returns, before the response is sent.
 
+import os
 from importlib.metadata import version
 from random import randint
 
@@ -25,7 +26,7 @@ def index():
     return dict(
         framework="Web2py",
         framework_version=request.env.web2py_version,  # VERSION, written by the Dockerfile
-        server=f"gunicorn {version('gunicorn')}",
+        server=os.environ.get("LAB_SERVER_LABEL", ""),
         functions=("plaintext", "json", "single_query", "queries", "fortunes", "updates", "health"),
     )
 
