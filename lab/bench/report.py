@@ -32,6 +32,10 @@ def markdown(document: dict[str, Any]) -> str:
     if lines[-1] == ">":
         lines[-1] = ""
     lines += [f"- **{name}**: {value}" for name, value in facts_lines(document)]
+    if any(f["measured"] for f in document["frameworks"]):
+        lines += ["", "## Choose: each framework at its best", ""]
+        lines += tables.markdown(*tables.choose_rows(document))
+        lines += ["", tables.CHOOSE_NOTE]
     if document["settings"].get("servers"):
         for level in levels(document):
             for test in tests(document):
@@ -129,6 +133,10 @@ def html_page(document: dict[str, Any]) -> str:
     body.append('<div class="charts">' + "".join(f'<div class="chart">{c}</div>' for c in latency if c) + "</div>")
 
     body.append("<h2>Tables</h2>")
+    if any(f["measured"] for f in document["frameworks"]):
+        body.append("<h3>Choose: each framework at its best</h3>")
+        body.append(tables.html_table(*tables.choose_rows(document)))
+        body.append(f'<p class="muted">{escape(tables.CHOOSE_NOTE)}</p>')
     if document["settings"].get("servers"):
         for level in levels(document):
             for test in tests(document):

@@ -801,3 +801,22 @@ def test_report_shows_framework_by_server():
     text = report.markdown(document)
     assert "## Framework × server: plaintext, requests per second, 16 connections" in text
     assert re.search(r"\| alpha \| 4\d\d \(", text)
+
+
+def test_choose_picks_each_frameworks_best_server():
+    variants = ["alpha@g1", "alpha@g2", "beta@g1"]
+    document = make_document(frameworks=tuple(variants), tests=("plaintext", "db"), levels=(16, 64), repeat=1)
+    for entry in document["frameworks"]:
+        entry["framework"], entry["server_name"] = entry["name"].split("@")
+        entry["server"] = entry["server_name"]
+    for run in document["runs"]:  # alpha is twice as fast under g2
+        if run["target"] == "alpha@g2" and run["requests_per_s"]:
+            run["requests_per_s"] *= 2
+    document["cells"] = results.cells(document["runs"])
+    header, rows = tables.choose_rows(document)
+    assert header[:4] == ["framework", "best server", "plaintext req/s", "db req/s"]
+    assert [r[:2] for r in rows] == [["alpha", "g2 23.0.0"], ["beta", "g1 23.0.0"]]
+    app_ms = results.cell_index(document)[("alpha@g2", "plaintext", 64)]["cpu_ms_per_1k_requests"]["app"]
+    assert rows[0][4] == f"{1e6 / app_ms:,.0f}"  # 1,000 requests per app_ms of CPU
+    assert rows[0][5] == "4.0 ms" and rows[0][8] == "3.1 s"
+    assert "## Choose: each framework at its best" in report.markdown(document)
