@@ -72,7 +72,10 @@ def test_bad_server_names_are_refused_and_change_nothing(lab):
 def test_the_image_refuses_a_server_its_manifest_lacks(lab):
     """lab-serve (the image's CMD) with an unknown LAB_SERVER exits 2 naming the servers there are."""
     app = APPS[QUICK[0]]
+    # The image this project runs (by ID: another checkout on the machine may retag :latest).
+    labels = [f"com.docker.compose.project={PROJECT}", f"com.docker.compose.service={app.name}"]
+    (running,) = lab.containers.list(filters={"label": labels})
     with pytest.raises(docker.errors.ContainerError) as error:
-        lab.containers.run(app.image, environment={"LAB_SERVER": "nope"}, remove=True, network_mode="none")
+        lab.containers.run(running.image.id, environment={"LAB_SERVER": "nope"}, remove=True, network_mode="none")
     assert error.value.exit_status == 2
     assert f"its servers: {', '.join(app.server_names)}" in error.value.stderr.decode()
