@@ -74,11 +74,20 @@ def up(
     offline: Annotated[
         bool | None, typer.Option("--offline", help="Never pull; build the base image from Debian's packages.")
     ] = None,
+    server: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--server",
+            help="A server from the stacks' [servers] (`lab stacks`) for every framework that has it, or "
+            "FRAMEWORK=SERVER; repeatable. Others run their default.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Build what is missing or stale, start the frameworks with nginx and PostgreSQL, wait until healthy."""
     lab = _lab(port=port, bind=bind, offline=offline)
     apps = stacklib.select(lab.stacks, frameworks or [])
+    lab.servers = stacklib.choose_servers(apps, server or [])
     lab.up(apps)
     client = engine.client()
     names = {a.name for a in apps} | {lab.database.name, lab.proxy.name}
@@ -376,7 +385,8 @@ def stacks_command(as_json: JsonFlag = False) -> None:
             "name": s.name,
             "title": s.title,
             "version": s.version_of(s.package),
-            "server": f"{s.server} {s.version_of(s.server)}",
+            "server": s.server_label(),
+            "servers": ", ".join(s.server_names),
             "data_layer": s.data_layer,
             "templates": s.templates,
         }

@@ -27,6 +27,7 @@ HEADER = """\
 #   docker compose -f compose/compose.yaml up -d NAME nginx  # one framework (and postgres)
 # Settings: LAB_BIND, LAB_PORT, LAB_HTTPS_PORT, LAB_BASE_IMAGE, LAB_CA_BUNDLE, LAB_SECRETS_DIR,
 #   LAB_TLS_DIR (nginx's server.pem and server.key, signed by the lab CA).
+# Servers: LAB_<APP>_SERVER picks one of the [servers] in its stack.toml (e.g. LAB_<APP>_SERVER=<a server it declares>).
 # Limits per container, defaults from the stack's kind or its stack.toml [limits] table:
 #   LAB_<STACK>_MEMORY (e.g. LAB_NGINX_MEMORY=512m), LAB_<STACK>_CPUS (0: no cap),
 #   LAB_<STACK>_PIDS, LAB_<STACK>_TMP (size of /tmp); logs rotate at LAB_LOG_MAX_SIZE x LAB_LOG_MAX_FILE.
@@ -109,6 +110,8 @@ def render(settings: Settings, stacks: list[Stack]) -> dict[str, Any]:
             "environment": {
                 "LAB_PREFIX": app.prefix,
                 "LAB_APP_PORT": str(app.port),
+                # Which of its [servers] the image runs (lab-serve): `lab up --server`, or by hand.
+                "LAB_SERVER": _env(app.server_variable, app.server),
                 **db_env,
                 **app.environment,
             },

@@ -8,7 +8,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +42,9 @@ class Lab:
     settings: Settings
     stacks: list[Stack]
     console: Console
+    # {app: server} chosen with `--server` for this command; compose's LAB_<APP>_SERVER, so an app
+    # not chosen runs its manifest's default (or what the caller's environment says).
+    servers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, settings: Settings, console: Console) -> Lab:
@@ -76,7 +79,9 @@ class Lab:
         return empty
 
     def env(self, base_image: str | None = None) -> dict[str, str]:
-        return commands.compose_env(self.settings, self.ca_bundle(), base_image or self.settings.base_image)
+        env = commands.compose_env(self.settings, self.ca_bundle(), base_image or self.settings.base_image)
+        by_name = {a.name: a for a in stacklib.apps(self.stacks)}
+        return env | {by_name[name].server_variable: server for name, server in self.servers.items()}
 
     # -- preparing ---------------------------------------------------------------------------
 
@@ -220,6 +225,15 @@ class Lab:
         except (OSError, ValueError):
             return {}
 
+    def serving(self, client: docker.DockerClient) -> dict[str, str]:
+        """The server each running app's container was started with (its LAB_SERVER)."""
+        found = {}
+        for container in engine.lab_containers(client, self.settings.project, all=False):
+            env = dict(e.split("=", 1) for e in container.attrs.get("Config", {}).get("Env") or [] if "=" in e)
+            if "LAB_SERVER" in env:
+                found[engine.service_of(container)] = env["LAB_SERVER"]
+        return found
+
     def states(self, client: docker.DockerClient) -> dict[str, str]:
         """Each service's health. One Docker still calls "starting" is probed now with its own
         healthcheck (as lab up does): Docker's first check comes up to its interval after the start."""
@@ -248,6 +262,7 @@ class Lab:
     def rows(self, client: docker.DockerClient) -> list[dict[str, object]]:
         """One row per app: its URL, state, versions; for `lab up`, `lab ps` and --json."""
         states = self.states(client)
+        serving = self.serving(client)
         rows = []
         for app in stacklib.apps(self.stacks):
             rows.append(
@@ -257,7 +272,7 @@ class Lab:
                     "url": f"{self.settings.base_url}{app.prefix}/",
                     "state": states.get(app.name, "stopped"),
                     "version": app.version_of(app.package),
-                    "server": f"{app.server} {app.version_of(app.server)}".strip(),
+                    "server": _label(app, serving.get(app.name)),
                 }
             )
         for stack in (self.database, self.proxy):
@@ -272,3 +287,12 @@ class Lab:
                 }
             )
         return rows
+
+
+def _label(app: Stack, server: str | None) -> str:
+    """NAME VERSION of the server an app runs (its default when stopped); a name its manifest
+    no longer declares is shown as it is."""
+    try:
+        return app.server_label(server)
+    except LabError:
+        return server or ""

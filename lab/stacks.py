@@ -5,6 +5,10 @@ kind = "base"      the shared Python layer the apps are built FROM
 kind = "database"  PostgreSQL
 kind = "proxy"     nginx
 kind = "tool"      a helper image the lab builds and runs on demand, never by `lab up` (the load generator)
+
+An app declares its servers in [servers.NAME] tables (package, interface, command); `server` names
+the default one. The image holds its stack.toml and runs the server LAB_SERVER names (stacks/python's
+lab-serve), so one image serves every variant and compose picks it with LAB_<APP>_SERVER.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ KINDS = ("app", "base", "database", "proxy", "tool")
 NAME = re.compile(r"^[a-z][a-z0-9]{1,30}$")
 # A secret is a file name under .lab/secrets and a compose secret name: no dots, no slashes.
 SECRET = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+SERVER_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")  # with dashes: a name, not a variable
+INTERFACES = ("wsgi", "asgi", "own")  # own: the framework is its own server
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,62}$")
 MEMORY = re.compile(r"^[1-9][0-9]*[kmg]$")  # what compose and `docker run --memory` read: 512m, 2g
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)")
@@ -53,6 +59,18 @@ DEFAULT_LIMITS = {
 
 
 @dataclass(frozen=True)
+class Server:
+    """One way to serve an app: the argv its image runs (${VAR}s expanded in the container), the
+    interface it speaks, and the PyPI package whose pinned version is the server's version."""
+
+    name: str
+    package: str
+    interface: str
+    command: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Stack:
     name: str
     kind: str
@@ -60,7 +78,7 @@ class Stack:
     path: Path
     port: int | None = None
     package: str | None = None  # PyPI name of the framework (apps)
-    server: str | None = None  # PyPI name of the server (apps)
+    server: str | None = None  # the default server's name, a key of servers (apps)
     health: str = "/health"
     data_layer: str = ""
     templates: str = ""
@@ -68,6 +86,7 @@ class Stack:
     secrets: tuple[str, ...] = ()
     environment: dict[str, str] = field(default_factory=dict)
     limits: Limits = DEFAULT_LIMITS["app"]
+    servers: tuple[Server, ...] = ()
 
     @property
     def image(self) -> str:
@@ -92,6 +111,30 @@ class Stack:
         if not package:
             return ""
         return self.pins().get(package.lower().replace("_", "-"), "")
+
+    @property
+    def server_names(self) -> list[str]:
+        return [s.name for s in self.servers]
+
+    def server_named(self, name: str | None = None) -> Server:
+        """The server called name (the default one when None); a LabError naming the ones there are."""
+        wanted = name or self.server
+        for server in self.servers:
+            if server.name == wanted:
+                return server
+        raise LabError(
+            f"{self.name} has no server {wanted!r}", Exit.USAGE, hint=f"its servers: {', '.join(self.server_names)}"
+        )
+
+    def server_label(self, name: str | None = None) -> str:
+        """The server's name and its package's pinned version ("NAME 1.2.3")."""
+        server = self.server_named(name)
+        return f"{server.name} {self.version_of(server.package)}".strip()
+
+    @property
+    def server_variable(self) -> str:
+        """The compose variable that picks this app's server (LAB_FLASK_SERVER)."""
+        return f"LAB_{self.name.upper()}_SERVER"
 
 
 # -- the manifest's schema: each check returns what is wrong with a value, or None -------------
@@ -167,6 +210,35 @@ def _limits(value: object) -> str | None:
     return None
 
 
+def _servers(value: object) -> str | None:
+    if not isinstance(value, dict) or not value:
+        return "must be a table of [servers.NAME] tables"
+    for name, server in value.items():
+        where = f"has a server {name!r} that"
+        if not SERVER_NAME.match(name):
+            return f"{where} is badly named: use 2-31 lower-case letters, digits and -"
+        if not isinstance(server, dict):
+            return f"{where} is not a table"
+        unknown = sorted(set(server) - {"package", "interface", "command", "note"})
+        if unknown:
+            return f"{where} has unknown key(s) {', '.join(unknown)}; known: package, interface, command, note"
+        for key in ("package", "interface", "command"):
+            if key not in server:
+                return f"{where} needs {key}"
+        if _nonempty(server["package"]):
+            return f"{where} needs a package name"
+        if server["interface"] not in INTERFACES:
+            return f"{where} has interface {server['interface']!r}: use one of {', '.join(INTERFACES)}"
+        command = server["command"]
+        if not (
+            isinstance(command, list) and command and all(isinstance(a, str) and a and not _text(a) for a in command)
+        ):
+            return f'{where} needs command = ["program", "arg", …] (non-empty one-line strings)'
+        if "note" in server and _text(server["note"]):
+            return f"{where} has a note that is not one line of text"
+    return None
+
+
 SCHEMA: dict[str, Callable[[object], str | None]] = {
     "name": _name,
     "kind": _kind,
@@ -181,9 +253,10 @@ SCHEMA: dict[str, Callable[[object], str | None]] = {
     "secrets": _secrets,
     "environment": _environment,
     "limits": _limits,
+    "servers": _servers,
 }
 REQUIRED = ("name", "kind", "title")
-REQUIRED_BY_KIND = {"app": ("port", "package", "server")}
+REQUIRED_BY_KIND = {"app": ("port", "package", "server", "servers")}
 
 
 def _a(kind: str) -> str:
@@ -212,6 +285,12 @@ def _load(path: Path) -> Stack:
         raise LabError(f"{path}: {_a(kind)} needs a Dockerfile", Exit.USAGE)
     data["secrets"] = tuple(data.get("secrets", ()))
     data["limits"] = replace(DEFAULT_LIMITS[kind], **data.get("limits", {}))
+    data["servers"] = tuple(
+        Server(
+            name=n, package=v["package"], interface=v["interface"], command=tuple(v["command"]), note=v.get("note", "")
+        )
+        for n, v in data.get("servers", {}).items()
+    )
     stack = Stack(path=path, **data)
     if kind == "app":
         _check_pinned(stack)
@@ -222,10 +301,15 @@ def _check_pinned(app: Stack) -> None:
     """The framework and server a manifest declares are the ones its image installs (a copied folder
     whose requirements.txt was changed but not its stack.toml, or the other way round, fails here)."""
     manifest, requirements = app.path / "stack.toml", app.path / "requirements.txt"
-    for key in ("package", "server"):
-        declared = getattr(app, key)
-        if not app.version_of(declared):
-            message = f"{key} = {declared!r} is not pinned ({declared}==VERSION) in {requirements}"
+    if app.server not in app.server_names:
+        raise LabError(
+            f"{manifest}: server = {app.server!r} is not one of its [servers] ({', '.join(app.server_names)})",
+            Exit.USAGE,
+        )
+    declared = [("package", app.package)] + [(f"servers.{s.name}.package", s.package) for s in app.servers]
+    for key, package in declared:
+        if not app.version_of(package):
+            message = f"{key} = {package!r} is not pinned ({package}==VERSION) in {requirements}"
             raise LabError(f"{manifest}: {message}", Exit.USAGE)
 
 
@@ -283,3 +367,33 @@ def select(stacks: Iterable[Stack], names: Iterable[str]) -> list[Stack]:
             hint=f"valid names: {', '.join(available)}",
         )
     return [available[n] for n in names]
+
+
+def choose_servers(apps: Iterable[Stack], specs: Iterable[str]) -> dict[str, str]:
+    """`--server NAME` (each of apps that declares it) or `--server FRAMEWORK=NAME`, as
+    {app: server}; apps not mentioned keep their default (absent). Bad names are a LabError."""
+    apps = list(apps)
+    by_name = {a.name: a for a in apps}
+    chosen: dict[str, str] = {}
+    for spec in specs:
+        framework, _, server = spec.rpartition("=")
+        server = server.strip().lower()
+        if framework:
+            app = by_name.get(framework.strip().lower())
+            if app is None:
+                raise LabError(
+                    f"--server {spec}: {framework!r} is not among the frameworks started",
+                    Exit.USAGE,
+                    hint=f"those are: {', '.join(by_name)}",
+                )
+            chosen[app.name] = app.server_named(server).name
+            continue
+        having = [a for a in apps if server in a.server_names]
+        if not having:
+            known = sorted({n for a in apps for n in a.server_names})
+            raise LabError(
+                f"--server {server}: no framework started declares it", Exit.USAGE, hint=f"servers: {', '.join(known)}"
+            )
+        for app in having:
+            chosen.setdefault(app.name, server)
+    return chosen

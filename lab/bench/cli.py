@@ -75,6 +75,13 @@ def run(
     restart: Annotated[
         bool, typer.Option("--restart", help="Restart each framework first, to time its start and idle memory.")
     ] = False,
+    servers: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated servers (`lab stacks`): each framework that declares one is started, verified "
+            "and measured under it, server by server; rows are FRAMEWORK@SERVER. Default: each one's own default."
+        ),
+    ] = None,
     out_dir: Annotated[
         Path | None,
         typer.Option("--out", help="Folder for results.json and the reports (default bench-results/<time>)."),
@@ -100,11 +107,13 @@ def run(
         pause=_positive("pause", pause, zero=True),
         threads=int(_positive("threads", threads)) if threads is not None else None,
         restart=restart,
+        servers=list(dict.fromkeys(s.lower() for s in plan.parse_list(servers, "servers"))) if servers else [],
         out=out_dir,
         command="lab bench " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]),
     )
     lab = Lab.load(settingslib.load(), console)
-    stacklib.select(lab.stacks, options.frameworks)  # unknown names fail before anything starts
+    # Unknown names fail before anything starts.
+    plan.server_blocks(stacklib.select(lab.stacks, options.frameworks), options.servers)
     target = targetlib.resolve(lab.settings.state_dir, host, key, vm, required=False)
     try:
         if target is None:

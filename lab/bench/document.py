@@ -18,7 +18,7 @@ def now() -> str:
 
 
 def verdicts(apps: list[Stack], checked: list[Result]) -> dict[str, dict[str, Any]]:
-    """The contract checks per framework: counts and failures."""
+    """The contract checks per framework (by app name): counts and failures."""
     found: dict[str, dict[str, Any]] = {a.name: {PASS: 0, WARN: 0, FAIL: 0, "failures": []} for a in apps}
     for result in checked:
         verdict = found[result.framework]
@@ -36,14 +36,18 @@ def framework(
     image: dict[str, Any],
     startup: tuple[float | None, str],
     idle: int | None,
+    server: str | None = None,
 ) -> dict[str, Any]:
+    """One framework's entry; with server (`--servers`), the variant app@server's."""
     seconds, note = startup
+    chosen = app.server_named(server)
     return {
-        "name": app.name,
+        "name": plan.variant(app.name, server),
+        **({"framework": app.name, "server_name": chosen.name} if server else {}),
         "title": app.title,
         "version": app.version_of(app.package),
-        "server": app.server or "",
-        "server_version": app.version_of(app.server),
+        "server": chosen.name,
+        "server_version": app.version_of(chosen.package),
         "data_layer": app.data_layer,
         "templates": app.templates,
         "python": python,
@@ -101,6 +105,7 @@ def header(
             "pause_s": options.pause,
             "threads": options.threads or (machine["docker"]["cpus"] or 1),
             "restart": options.restart,
+            "servers": list(options.servers),
             "cpu_counters": place["cpu_counters"],
             "frameworks": [f["name"] for f in frameworks],
         },

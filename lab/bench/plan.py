@@ -8,10 +8,11 @@ with a different target. The ceiling is nginx answering the same response itself
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.errors import Exit, LabError
+from lab.stacks import Stack
 
 TESTS = ("plaintext", "json", "db", "queries", "fortunes", "updates")
 PATHS = {
@@ -44,10 +45,38 @@ class Step:
         return "ceiling" if self.target == CEILING else "framework"
 
 
+VARIANT = "@"  # FRAMEWORK@SERVER: a framework under one of its servers (`--servers`)
+
+
+def variant(framework: str, server: str | None) -> str:
+    return f"{framework}{VARIANT}{server}" if server else framework
+
+
+def framework_of(target: str) -> str:
+    return target.split(VARIANT, 1)[0]
+
+
 def path(target: str, test: str, queries: int) -> str:
     if target == CEILING:
         return CEILING_PATHS[test]
-    return f"/{target}" + PATHS[test].format(queries=queries)
+    return f"/{framework_of(target)}" + PATHS[test].format(queries=queries)
+
+
+def server_blocks(apps: Sequence[Stack], servers: Sequence[str]) -> list[tuple[str | None, list[Stack]]]:
+    """The bench's blocks: per server asked for, the apps that declare it (one block of every app
+    under its default server when none were asked for). A server no app declares is bad input."""
+    if not servers:
+        return [(None, list(apps))]
+    blocks = []
+    for server in servers:
+        having = [a for a in apps if server in a.server_names]
+        if not having:
+            known = sorted({n for a in apps for n in a.server_names})
+            raise LabError(
+                f"--servers: no framework measured declares {server!r}", Exit.USAGE, hint=f"servers: {', '.join(known)}"
+            )
+        blocks.append((server, having))
+    return blocks
 
 
 def parse_list(text: str, what: str) -> list[str]:
@@ -140,5 +169,6 @@ class Options:
     pause: float = 1.0
     threads: int | None = None
     restart: bool = False
+    servers: list[str] = field(default_factory=list)  # empty: each framework's default server
     out: Path | None = None
     command: str = "lab bench"

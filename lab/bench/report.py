@@ -32,6 +32,16 @@ def markdown(document: dict[str, Any]) -> str:
     if lines[-1] == ">":
         lines[-1] = ""
     lines += [f"- **{name}**: {value}" for name, value in facts_lines(document)]
+    if any(f["measured"] for f in document["frameworks"]):
+        lines += ["", "## Choose: each framework at its best", ""]
+        lines += tables.markdown(*tables.choose_rows(document))
+        lines += ["", tables.CHOOSE_NOTE]
+    if document["settings"].get("servers"):
+        for level in levels(document):
+            for test in tests(document):
+                lines += ["", f"## Framework × server: {test}, requests per second, {level} connections", ""]
+                lines += tables.markdown(*tables.server_matrix(document, test, level))
+        lines += ["", tables.SERVER_MATRIX_NOTE]
     for level in levels(document):
         lines += ["", f"## Requests per second, {level} connections", ""]
         lines.append(
@@ -123,6 +133,16 @@ def html_page(document: dict[str, Any]) -> str:
     body.append('<div class="charts">' + "".join(f'<div class="chart">{c}</div>' for c in latency if c) + "</div>")
 
     body.append("<h2>Tables</h2>")
+    if any(f["measured"] for f in document["frameworks"]):
+        body.append("<h3>Choose: each framework at its best</h3>")
+        body.append(tables.html_table(*tables.choose_rows(document)))
+        body.append(f'<p class="muted">{escape(tables.CHOOSE_NOTE)}</p>')
+    if document["settings"].get("servers"):
+        for level in levels(document):
+            for test in tests(document):
+                body.append(f"<h3>Framework × server: {escape(test)}, requests per second, {level} connections</h3>")
+                body.append(tables.html_table(*tables.server_matrix(document, test, level)))
+        body.append(f'<p class="muted">{escape(tables.SERVER_MATRIX_NOTE)}</p>')
     for level in levels(document):
         body.append(
             f"<h3>Requests per second, {level} connections (median ± half the range, share of the ceiling)</h3>"

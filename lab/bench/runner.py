@@ -166,7 +166,7 @@ class Bench:
         return code, output, problems
 
     def measure(self, step: Step) -> dict[str, Any]:
-        app = self.containers.get(step.target) if step.target != CEILING else None
+        app = self.containers.get(plan.framework_of(step.target)) if step.target != CEILING else None
         watched = {
             "app": app,
             "nginx": self.containers.get(self.lab.proxy.name),
@@ -195,57 +195,94 @@ class Bench:
     # -- the whole bench ---------------------------------------------------------------------------
 
     def run(self) -> Outcome:
+        """Per server block (lab.bench.plan.server_blocks; one block without --servers): start the
+        block's frameworks under that server, verify them, then measure them, interleaved. The
+        ceiling runs in the first block only."""
         options = self.options
         client = self.client
-        apps = self.site.start(stacklib.select(self.lab.stacks, options.frameworks), named=bool(options.frameworks))
-        tool = self.site.prepare_tool()
-        self.wrk_image, self.base_image = tool.image, tool.base_image
-        self.remove_leftovers(client)
-        self.containers = self.find_containers(client)
-
-        startup: dict[str, tuple[float | None, str]] = {}
-        for app in apps:
-            if options.restart:
-                self.restart(app)
+        apps = stacklib.select(self.lab.stacks, options.frameworks)
+        blocks = plan.server_blocks(apps, options.servers)
+        if options.servers and not self.site.local:
+            raise LabError("--servers: only on this machine's lab for now", Exit.USAGE, hint="drop --host/--vm")
+        planned = sum(
+            len(self._steps([plan.variant(a.name, srv) for a in block], first))
+            for first, (srv, block) in ((i == 0, b) for i, b in enumerate(blocks))
+        )
+        not_measured: list[str] = []
+        started = False
+        try:
+            for index, (server, block) in enumerate(blocks):
+                self.lab.servers = {a.name: server for a in block} if server else {}
+                block = self.site.start(block, named=bool(options.frameworks))
+                if index == 0:
+                    tool = self.site.prepare_tool()
+                    self.wrk_image, self.base_image = tool.image, tool.base_image
+                    self.remove_leftovers(client)
                 self.containers = self.find_containers(client)
-            startup[app.name] = probe.startup_seconds(self.containers[app.name].attrs)
+                measured = self.prepare_block(client, block, server, planned, not_measured)
+                started = True
+                steps = self._steps([plan.variant(a.name, server) for a in measured], index == 0)
+                if not steps:
+                    continue
+                estimate = plan.estimate_s(steps, options.pause)
+                label = f" under {server}" if server else ""
+                self.lab.say(
+                    f"{len(steps)} load runs{label}, about {estimate / 60:.0f} min; results in {self.folder} "
+                    "(Ctrl-C stops and keeps what was measured)"
+                )
+                self.load_runs(steps)
+        except KeyboardInterrupt:
+            if not started:
+                raise
+            self.finish(complete=False, interrupted=True)
+            raise Interrupted(Outcome(self.folder, self.document, True, not_measured)) from None
+        self.finish(complete=True)
+        if not any(f["measured"] for f in self.document["frameworks"]):
+            raise LabError("no framework passed verification: nothing measured", Exit.FAILED, hint="see `lab verify`")
+        return Outcome(self.folder, self.document, False, not_measured)
 
-        verdicts = self.verify(apps)
-        measured = [a for a in apps if not verdicts[a.name][FAIL]]
-        not_measured = [a.name for a in apps if a not in measured]
-        for name in not_measured:
-            self.console.print(f"[red]lab: {name} fails the contract, so it is not measured:[/]")
-            for failure in verdicts[name]["failures"][:5]:
-                self.console.print(f"  {failure}")
-
-        steps = plan.steps(
-            [a.name for a in measured],
+    def _steps(self, targets: list[str], ceiling: bool) -> list[Step]:
+        options = self.options
+        return plan.steps(
+            targets,
             options.tests,
             options.concurrency,
             options.repeat,
             options.duration,
             options.warmup,
             options.queries,
-            ceiling=bool(measured),
+            ceiling=ceiling and bool(targets),
         )
-        self.document = self.header(client, apps, measured, verdicts, startup, len(steps))
-        self.save()
-        if not measured:
-            self.finish(complete=True)
-            raise LabError("no framework passed verification: nothing measured", Exit.FAILED, hint="see `lab verify`")
 
-        estimate = plan.estimate_s(steps, options.pause)
-        self.lab.say(
-            f"{len(steps)} load runs, about {estimate / 60:.0f} min; results in {self.folder} "
-            "(Ctrl-C stops and keeps what was measured)"
-        )
-        try:
-            self.load_runs(steps)
-        except KeyboardInterrupt:
-            self.finish(complete=False, interrupted=True)
-            raise Interrupted(Outcome(self.folder, self.document, True, not_measured)) from None
-        self.finish(complete=True)
-        return Outcome(self.folder, self.document, False, not_measured)
+    def prepare_block(
+        self, client: docker.DockerClient, apps: list[Stack], server: str | None, planned: int, not_measured: list[str]
+    ) -> list[Stack]:
+        """Start times, the contract, and the block's entries in the document (made with the first
+        block); the apps that passed."""
+        startup: dict[str, tuple[float | None, str]] = {}
+        for app in apps:
+            if self.options.restart:
+                self.restart(app)
+                self.containers = self.find_containers(client)
+            startup[app.name] = probe.startup_seconds(self.containers[app.name].attrs)
+        verdicts = self.verify(apps)
+        measured = [a for a in apps if not verdicts[a.name][FAIL]]
+        for app in apps:
+            if app in measured:
+                continue
+            name = plan.variant(app.name, server)
+            not_measured.append(name)
+            self.console.print(f"[red]lab: {name} fails the contract, so it is not measured:[/]")
+            for failure in verdicts[app.name]["failures"][:5]:
+                self.console.print(f"  {failure}")
+        entries = self.entries(client, apps, measured, verdicts, startup, server)
+        if not self.document:
+            self.document = self.header(client, entries, planned)
+        else:
+            self.document["frameworks"] += entries
+            self.document["settings"]["frameworks"] += [e["name"] for e in entries]
+        self.save()
+        return measured
 
     def load_runs(self, steps: list[Step]) -> None:
         pause = self.options.pause
@@ -266,17 +303,15 @@ class Bench:
 
     # -- the document ------------------------------------------------------------------------------
 
-    def header(
+    def entries(
         self,
         client: docker.DockerClient,
         apps: list[Stack],
         measured: list[Stack],
         verdicts: dict[str, dict[str, Any]],
         startup: dict[str, tuple[float | None, str]],
-        planned: int,
-    ) -> dict[str, Any]:
-        facts = self.site.machine()
-        _, self.counters = probe.cpu_now({"nginx": self.containers.get(self.lab.proxy.name)}, self.site.local)
+        server: str | None,
+    ) -> list[dict[str, Any]]:
         frameworks = []
         for app in apps:
             container = self.containers.get(app.name)
@@ -293,8 +328,14 @@ class Bench:
                     probe.image_info(client, app.image),
                     startup[app.name],
                     idle,
+                    server,
                 )
             )
+        return frameworks
+
+    def header(self, client: docker.DockerClient, frameworks: list[dict[str, Any]], planned: int) -> dict[str, Any]:
+        facts = self.site.machine()
+        _, self.counters = probe.cpu_now({"nginx": self.containers.get(self.lab.proxy.name)}, self.site.local)
         place = {
             "project": self.project,
             "host": self.site.host,

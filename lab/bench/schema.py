@@ -95,7 +95,11 @@ FRAMEWORK = _obj(
         "startup_s": _OPT_NUM,
         "startup_note": _STR,
         "memory": _obj({"idle_bytes": _OPT_INT, "loaded_bytes": _OPT_INT}),
-    }
+        # With `--servers`, name is FRAMEWORK@SERVER (a variant) and these say which.
+        "framework": _STR,
+        "server_name": _STR,
+    },
+    optional=("framework", "server_name"),
 )
 
 SCHEMA: dict[str, Any] = {
@@ -152,8 +156,9 @@ SCHEMA: dict[str, Any] = {
                     "cpu_counters": {"type": "string", "enum": ["cgroup", "engine stats"]},
                     "frameworks": _STRS,
                     "host": _OPT_STR,
+                    "servers": _STRS,  # `--servers`: one block per server, frameworks as FRAMEWORK@SERVER
                 },
-                optional=("host",),  # added after schema 1 was first written: older files lack it
+                optional=("host", "servers"),  # added after schema 1 was first written: older files lack them
             ),
             "versions": {"type": "object", "additionalProperties": _STR},
             "frameworks": {"type": "array", "items": FRAMEWORK},

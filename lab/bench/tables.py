@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.bench.format import WARN, cpu_cell, escape, label, latency_cell, mib, rps_cell, size
+from lab.bench.format import WARN, cpu_cell, escape, label, latency_cell, mib, rps, rps_cell, size
 from lab.bench.results import cell_index, flagged_runs, targets, tests
 
 ERROR_HEADER = ["target", "test", "connections", "repetition", "problems"]
@@ -155,3 +155,78 @@ def latency_grid(document: dict[str, Any], level: int) -> tuple[list[str], list[
 
 def cpu_grid(document: dict[str, Any], level: int) -> tuple[list[str], list[list[str]]]:
     return grid(document, level, lambda cell, _target: cpu_cell(cell))
+
+
+def server_matrix(document: dict[str, Any], test: str, level: int) -> tuple[list[str], list[list[str]]]:
+    """framework × server (`lab bench --servers`): requests/s of one test at one concurrency, each
+    server in the order asked for; — where a framework does not declare the server."""
+    servers = list(document["settings"].get("servers") or [])
+    cells = cell_index(document)
+    entries = {(f.get("framework", f["name"]), f.get("server_name", "")): f for f in document["frameworks"]}
+    frameworks = list(dict.fromkeys(framework for framework, _ in entries))
+    rows = []
+    for framework in frameworks:
+        row = [framework]
+        for server in servers:
+            entry = entries.get((framework, server))
+            if entry is None:
+                row.append("—")
+            elif not entry["measured"]:
+                row.append(f"{WARN} not measured")
+            else:
+                row.append(rps_cell(cells.get((entry["name"], test, level)), entry["name"]))
+        rows.append(row)
+    return ["framework", *servers], rows
+
+
+SERVER_MATRIX_NOTE = (
+    "Each column is one block of the run: the frameworks restarted under that server, verified, then measured "
+    "interleaved. Blocks run one after the other, so compare across a row with the CPU drift in mind."
+)
+
+
+def choose_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The "choose" summary: per framework, its best measured server (the highest median requests/s
+    summed over the tests at the highest concurrency), that variant's requests/s per test, requests
+    per second of app CPU, p99 of the first test, peak memory, image size and start time."""
+    level = max(document["settings"]["concurrency"])
+    wanted = tests(document)
+    cells = cell_index(document)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for entry in document["frameworks"]:
+        if entry["measured"]:
+            groups.setdefault(entry.get("framework", entry["name"]), []).append(entry)
+
+    def total(entry: dict[str, Any]) -> float:
+        return sum(
+            ((cells.get((entry["name"], t, level)) or {}).get("requests_per_s") or {}).get("median") or 0
+            for t in wanted
+        )
+
+    rows = []
+    for framework, entries in groups.items():
+        best = max(entries, key=total)
+        row = [framework, f"{best['server']} {best['server_version']}".strip()]
+        first = cells.get((best["name"], wanted[0], level)) if wanted else None
+        for test in wanted:
+            cell = cells.get((best["name"], test, level))
+            row.append(rps(((cell or {}).get("requests_per_s") or {}).get("median")))
+        app_ms = ((first or {}).get("cpu_ms_per_1k_requests") or {}).get("app")
+        row.append(rps(1e6 / app_ms) if app_ms else "—")  # 1,000 requests per app_ms ms of CPU
+        p99 = ((first or {}).get("latency_us") or {}).get("p99")
+        row.append("—" if p99 is None else f"{p99 / 1000:.1f} ms")
+        row.append(mib(best["memory"]["loaded_bytes"]))
+        row.append(size(best["image"]["size_bytes"]))
+        row.append(f"{best['startup_s']:.1f} s" if best["startup_s"] is not None else "—")
+        rows.append(row)
+    first_test = wanted[0] if wanted else ""
+    header = ["framework", "best server", *(f"{t} req/s" for t in wanted)]
+    header += [f"{first_test} req/s per app CPU s", f"{first_test} p99", "memory loaded", "image", "start → healthy"]
+    return header, rows
+
+
+CHOOSE_NOTE = (
+    "Best server: the measured server with the most requests/s over all tests at the highest concurrency. "
+    "Requests per app CPU second: 1,000 over the app container's CPU milliseconds per 1,000 requests (every "
+    "worker, all cores), so it does not depend on how many cores the app got."
+)

@@ -26,10 +26,12 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def _edit(text: str, change: str) -> str:
-    """Drop a key ("-title") or set one ('port = true'), at the end (the manifests have no tables)."""
+    """Drop a top-level key ("-title") or set one ('port = true'), before the first table ([servers.…])."""
     key = change.removeprefix("-").split(" =")[0]
-    kept = [line for line in text.splitlines() if not line.startswith(key + " ")]
-    return "\n".join(kept + ([] if change.startswith("-") else [change])) + "\n"
+    lines = text.splitlines()
+    tables = next((i for i, line in enumerate(lines) if line.startswith("[")), len(lines))
+    top = [line for line in lines[:tables] if not line.startswith(key + " ")]
+    return "\n".join(top + ([] if change.startswith("-") else [change]) + lines[tables:]) + "\n"
 
 
 @pytest.mark.parametrize(
@@ -43,8 +45,8 @@ def _edit(text: str, change: str) -> str:
         ("logs", 'secrets = ["../../x"]', "secrets = ['../../x'] has bad name(s) '../../x'"),
         ("logs", 'secrets = ["[bold]x"]', "has bad name(s) '[bold]x'"),  # shown as written, not as markup
         ("build", "colour = 1", "unknown key(s) colour"),
-        # the image would install another server than the one the reports name
-        ("compose", 'server = "not-installed"', "server = 'not-installed' is not pinned (not-installed==VERSION) in "),
+        # the image would run another server than the one the reports name
+        ("compose", 'server = "not-declared"', "server = 'not-declared' is not one of its [servers] ("),
     ],
 )
 def test_a_broken_manifest_is_one_line_exit_2_and_writes_nothing(tmp_path, command, change, says):

@@ -3,6 +3,9 @@ server with the expected workers, listening only on its own port."""
 
 from __future__ import annotations
 
+import re
+import tomllib
+
 import pytest
 
 from lab.composefile import HTTPS_PORT
@@ -44,6 +47,18 @@ def test_no_process_runs_as_root(docker_host, containers):
     assert not problems, "\n".join(problems)
 
 
+def server_command(docker_host, container) -> list[str]:
+    """The image's command; for lab-serve, the argv it execs: the command of the server LAB_SERVER
+    names (the manifest's default when unset) in the image's /etc/lab/stack.toml, ${VAR}s expanded."""
+    config = container.inspect["Config"]
+    command = (config.get("Entrypoint") or []) + (config.get("Cmd") or [])
+    if command != ["lab-serve"]:
+        return command
+    manifest = tomllib.loads(docker(docker_host, "exec", container.name, "cat", "/etc/lab/stack.toml"))
+    server = manifest["servers"][container.env.get("LAB_SERVER") or manifest["server"]]
+    return [re.sub(r"\$\{(\w+)\}", lambda m: container.env.get(m[1], ""), arg) for arg in server["command"]]
+
+
 def runs(command: list[str], args: str) -> bool:
     """Whether a process command line is the image's command: its arguments as given, its program
     perhaps resolved through PATH or started by an interpreter (a script's shebang)."""
@@ -59,8 +74,9 @@ def test_apps_run_their_server_with_the_configured_workers(docker_host, containe
     for c in by_kind(containers, "app"):
         workers = int(c.env.get("LAB_WORKERS", "1"))
         procs = processes(docker_host, c)
-        # The server is the image's command: a supervisor and the workers it forks all run it.
-        command = (c.inspect["Config"].get("Entrypoint") or []) + (c.inspect["Config"].get("Cmd") or [])
+        # The server is the image's command (through lab-serve, the server its stack.toml declares):
+        # a supervisor and the workers it forks all run it.
+        command = server_command(docker_host, c)
         if not all(runs(command, args) for _, args in procs):
             problems.append(f"{c.name}: not all processes run {' '.join(command)!r}: {[a for _, a in procs]}")
         if len(procs) != workers + 1:

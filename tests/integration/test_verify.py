@@ -46,9 +46,9 @@ DEFECTS = [
     ("app/app.py", '        db.session.execute(text("SELECT 1"))\n', "        pass\n"),  # health ignores the database
     ("Dockerfile", "USER app\n", ""),  # runs as root
     (
-        "Dockerfile",
-        'CMD ["gunicorn", "--config", "/etc/lab/gunicorn.conf.py", "app:app"]',
-        'CMD ["gunicorn", "--config", "/etc/lab/gunicorn.conf.py", "--workers", "3", '
+        "stack.toml",  # its default server, which lab-serve runs
+        'command = ["gunicorn", "--config", "/etc/lab/gunicorn.conf.py", "app:app"]',
+        'command = ["gunicorn", "--config", "/etc/lab/gunicorn.conf.py", "--workers", "3", '
         '"--bind", "0.0.0.0:8000", "--bind", "0.0.0.0:9000", "app:app"]',
     ),
     ("Dockerfile", "COPY app/ /app/\n", "COPY app/ /app/\nCOPY leaked-password /app/leaked-password\n"),

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from lab import composefile
 from lab import stacks as stacklib
-from lab.bench import charts, compare, machine, plan, probe, report, results, schema, stats, wrk
+from lab.bench import charts, compare, machine, plan, probe, report, results, schema, stats, tables, wrk
 from lab.bench.cli import app as bench_app
 from lab.bench.plan import CEILING, Step
 from lab.errors import Exit, LabError
@@ -757,3 +757,66 @@ def test_results_may_name_the_host_they_were_measured_on():
     del document["settings"]["host"]  # files written before the key existed
     assert schema.errors(document) == []
     assert "host" in schema.property_names()
+
+
+# -- servers as variants (`lab bench --servers`) ----------------------------------------------------
+
+
+def _variant_app(name: str, *servers: str) -> stacklib.Stack:
+    made = tuple(stacklib.Server(s, s, "wsgi", (s,)) for s in servers)
+    return stacklib.Stack(name=name, kind="app", title=name, path=Path("/x"), server=servers[0], servers=made)
+
+
+def test_server_blocks_and_variant_paths():
+    apps = [_variant_app("alpha", "g1", "g2"), _variant_app("beta", "g1"), _variant_app("gamma", "own")]
+    assert plan.server_blocks(apps, []) == [(None, apps)]
+    assert plan.server_blocks(apps, ["g2", "g1"]) == [("g2", apps[:1]), ("g1", apps[:2])]
+    with pytest.raises(LabError, match="no framework measured declares 'zz'") as error:
+        plan.server_blocks(apps, ["g1", "zz"])
+    assert error.value.code == Exit.USAGE and error.value.hint == "servers: g1, g2, own"
+    assert plan.variant("alpha", "g1") == "alpha@g1" and plan.variant("alpha", None) == "alpha"
+    assert plan.framework_of("alpha@g1") == "alpha" == plan.framework_of("alpha")
+    assert plan.path("alpha@g1", "db", 20) == "/alpha/db"
+    steps = plan.steps(["alpha@g1", "beta@g1"], ["json"], [16], 1, 5, 0, 20)
+    assert [(s.target, s.path) for s in steps] == [
+        ("alpha@g1", "/alpha/json"),
+        ("beta@g1", "/beta/json"),
+        (CEILING, "/_lab/json"),
+    ]
+
+
+def test_report_shows_framework_by_server():
+    """A document of variants: the matrix has one row per framework, one column per server asked for."""
+    variants = ["alpha@g1", "beta@g1", "alpha@g2"]
+    document = make_document(frameworks=tuple(variants), tests=("plaintext",), levels=(16,), repeat=1)
+    document["settings"]["servers"] = ["g1", "g2"]
+    for entry in document["frameworks"]:
+        entry["framework"], entry["server_name"] = entry["name"].split("@")
+    assert schema.errors(document) == []
+    header, rows = tables.server_matrix(document, "plaintext", 16)
+    assert header == ["framework", "g1", "g2"]
+    assert [r[0] for r in rows] == ["alpha", "beta"]
+    assert rows[1][2] == "—"  # beta declares no g2
+    assert all(re.match(r"4\d\d \(", cell) for cell in (rows[0][1], rows[0][2], rows[1][1]))  # ~500/s, share
+    text = report.markdown(document)
+    assert "## Framework × server: plaintext, requests per second, 16 connections" in text
+    assert re.search(r"\| alpha \| 4\d\d \(", text)
+
+
+def test_choose_picks_each_frameworks_best_server():
+    variants = ["alpha@g1", "alpha@g2", "beta@g1"]
+    document = make_document(frameworks=tuple(variants), tests=("plaintext", "db"), levels=(16, 64), repeat=1)
+    for entry in document["frameworks"]:
+        entry["framework"], entry["server_name"] = entry["name"].split("@")
+        entry["server"] = entry["server_name"]
+    for run in document["runs"]:  # alpha is twice as fast under g2
+        if run["target"] == "alpha@g2" and run["requests_per_s"]:
+            run["requests_per_s"] *= 2
+    document["cells"] = results.cells(document["runs"])
+    header, rows = tables.choose_rows(document)
+    assert header[:4] == ["framework", "best server", "plaintext req/s", "db req/s"]
+    assert [r[:2] for r in rows] == [["alpha", "g2 23.0.0"], ["beta", "g1 23.0.0"]]
+    app_ms = results.cell_index(document)[("alpha@g2", "plaintext", 64)]["cpu_ms_per_1k_requests"]["app"]
+    assert rows[0][4] == f"{1e6 / app_ms:,.0f}"  # 1,000 requests per app_ms of CPU
+    assert rows[0][5] == "4.0 ms" and rows[0][8] == "3.1 s"
+    assert "## Choose: each framework at its best" in report.markdown(document)

@@ -152,3 +152,23 @@ def test_plain_compose_reads_the_limits_and_their_variables(root):
     assert service["pids_limit"] == stacklib.DEFAULT_LIMITS["app"].pids
     assert "cpus" not in service  # 0: no cap
     assert service["tmpfs"] == ["/tmp:size=64m,mode=1777"]
+
+
+def test_each_app_runs_its_default_server_unless_its_variable_says_otherwise(root):
+    """LAB_SERVER (what lab-serve runs) is LAB_<APP>_SERVER with the manifest's default, as plain
+    compose reads it."""
+    apps = stacklib.apps(stacklib.discover(root / "stacks"))
+    services = rendered(root)["services"]
+    for app in apps:
+        assert services[app.name]["environment"]["LAB_SERVER"] == f"${{{app.server_variable}:-{app.server}}}"
+    if shutil.which("docker") is None:
+        pytest.skip("no docker client")
+    app = next(a for a in apps if len(a.servers) > 1)
+    other = app.server_names[1]
+    command = ["docker", "compose", "-f", str(root / "compose" / "compose.yaml"), "config", "--format", "json"]
+    env = {**os.environ, "LAB_SECRETS_DIR": "/tmp", "LAB_CA_BUNDLE": "/dev/null", app.server_variable: other}
+    config = json.loads(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
+    assert config["services"][app.name]["environment"]["LAB_SERVER"] == other
+    assert {config["services"][a.name]["environment"]["LAB_SERVER"] for a in apps if a is not app} <= {
+        a.server for a in apps
+    }

@@ -83,7 +83,7 @@ def index():
         "index",
         framework="Bottle",
         framework_version=version("bottle"),
-        server=f"gunicorn {version('gunicorn')}",
+        server=os.environ.get("LAB_SERVER_LABEL", ""),
         endpoints=["plaintext", "json", "db", "queries", "fortunes", "updates", "health"],
     )
 

@@ -77,7 +77,7 @@ class IndexResource:
         resp.text = templates.get_template("index.html").render(
             framework="Falcon",
             framework_version=version("falcon"),
-            server=f"gunicorn {version('gunicorn')}",
+            server=os.environ.get("LAB_SERVER_LABEL", ""),
             links=[req.app + path for path in ENDPOINTS],
         )
 

@@ -172,7 +172,7 @@ async def index(request: Request) -> Response:
         {
             "framework": "FastAPI",
             "framework_version": version("fastapi"),
-            "server": f"uvicorn {version('uvicorn')} workers under gunicorn {version('gunicorn')}",
+            "server": os.environ.get("LAB_SERVER_LABEL", ""),
             "endpoints": ENDPOINTS,
         },
     )

@@ -57,7 +57,7 @@ def index():
         "index.html",
         framework="Flask",
         framework_version=version("flask"),
-        server=f"gunicorn {version('gunicorn')}",
+        server=os.environ.get("LAB_SERVER_LABEL", ""),
     )
 
 

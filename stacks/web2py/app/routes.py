@@ -12,15 +12,15 @@ import os
 
 PREFIX = os.environ.get("LAB_PREFIX", "").rstrip("/")
 STATELESS = dict(web2py_disable_session=True)
-# short URL -> function in controllers/default.py
+# short URL -> controller/function (hello: the endpoints that need no database, see its comment)
 ENDPOINTS = dict(
-    plaintext="plaintext",
-    json="json",
-    db="single_query",
-    queries="queries",
-    fortunes="fortunes",
-    updates="updates",
-    health="health",
+    plaintext="hello/plaintext",
+    json="hello/json",
+    db="default/single_query",
+    queries="default/queries",
+    fortunes="default/fortunes",
+    updates="default/updates",
+    health="default/health",
 )
 
 default_application = "lab"
@@ -29,13 +29,13 @@ default_function = "index"
 
 routes_in = (
     [("/", "/lab/default/index", STATELESS)]
-    + [("/" + path, "/lab/default/" + function, STATELESS) for path, function in ENDPOINTS.items()]
+    + [("/" + path, "/lab/" + function, STATELESS) for path, function in ENDPOINTS.items()]
     # anything else keeps web2py's /application/controller/function form, still stateless
     + [("/$anything", "/$anything", STATELESS)]
 )
 
 routes_out = (
     [("/lab/default/index", PREFIX + "/")]
-    + [("/lab/default/" + function, PREFIX + "/" + path) for path, function in ENDPOINTS.items()]
+    + [("/lab/" + function, PREFIX + "/" + path) for path, function in ENDPOINTS.items()]
     + [("/$anything", PREFIX + "/$anything")]
 )

@@ -1,5 +1,6 @@
 """The framework-lab contract in Django, with the Django ORM and templates (stacks/CONTRACT.md)."""
 
+import os
 from importlib.metadata import version
 from random import randint
 
@@ -26,7 +27,7 @@ def index(request):
     context = {
         "framework": "Django",
         "framework_version": version("django"),
-        "server": f"gunicorn {version('gunicorn')}",
+        "server": os.environ.get("LAB_SERVER_LABEL", ""),
         "endpoints": ENDPOINTS,
     }
     return render(request, "bench/index.html", context)

@@ -1,3 +1,4 @@
+import os
 from importlib.metadata import version
 from random import randint
 
@@ -34,7 +35,7 @@ def index(request):
     return {
         "framework": "Pyramid",
         "framework_version": version("pyramid"),
-        "server": f"gunicorn {version('gunicorn')}",
+        "server": os.environ.get("LAB_SERVER_LABEL", ""),
         "endpoints": ENDPOINTS,
     }
 

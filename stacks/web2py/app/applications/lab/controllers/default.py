@@ -1,10 +1,10 @@
 # The framework-lab contract (stacks/CONTRACT.md) as web2py controller functions; routes.py maps
-# the short URLs (/json, /db, /fortunes, ...) to them. web2py exposes every function here that
+# the short URLs (/db, /fortunes, ...) to them (/plaintext and /json: controllers/hello.py). web2py exposes every function here that
 # takes no arguments and does not start with two underscores. Models and controller share one
-# namespace: a function named db would replace the DAL, hence single_query; a function named json
-# hides the json module, so JSON goes out through response.json().
+# namespace: a function named db would replace the DAL, hence single_query.
 # web2py commits the DAL's transaction after the function returns, before the response is sent.
 
+import os
 from importlib.metadata import version
 from random import randint
 
@@ -25,18 +25,10 @@ def index():
     return dict(
         framework="Web2py",
         framework_version=request.env.web2py_version,  # VERSION, written by the Dockerfile
-        server=f"gunicorn {version('gunicorn')}",
-        functions=("plaintext", "json", "single_query", "queries", "fortunes", "updates", "health"),
+        server=os.environ.get("LAB_SERVER_LABEL", ""),
+        links=[URL("hello", f) for f in ("plaintext", "json")]
+        + [URL(f) for f in ("single_query", "queries", "fortunes", "updates", "health")],
     )
-
-
-def plaintext():
-    response.headers["Content-Type"] = "text/plain"
-    return "Hello, World!"
-
-
-def json():
-    return response.json(dict(message="Hello, World!"))
 
 
 def single_query():

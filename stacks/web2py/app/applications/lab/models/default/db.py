@@ -1,10 +1,9 @@
-# The lab's model: web2py runs every model file before each request's controller function.
+# The lab's data model, a conditional model: web2py runs models/default/ only for the default
+# controller's functions, so the stateless endpoints (controllers/hello.py) touch no database.
 # DAL, Field, request, response and cache come from web2py's execution environment.
 
 import os
 from urllib.parse import quote
-
-response.headers.pop("X-Powered-By", None)  # set by web2py on every response
 
 
 def _database_uri():
