@@ -12,6 +12,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import urllib.parse
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,10 +257,25 @@ def local_promise(settings: Settings) -> Promise:
     return Promise(settings.url_host.strip("[]"), settings.https_port, tuple(tls.local_names(settings.bind)), ca_pem)
 
 
-def for_target(settings: Settings, target: Target) -> list[Result]:
-    """A deployed host: the lab CA's certificate for the address it was deployed to, no HSTS."""
+SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")  # what a domain's chain must lead to without --ca
+
+
+def domain_promise(target: Target, domain: str, ca_file: Path) -> Promise:
+    """A host deployed with --domain: the domain's certificate (ACME) valid against ca_file, HSTS, and its
+    HTTP port redirecting to HTTPS (but not ACME's challenge path)."""
+    assert target.https_port is not None
+    http_port = urllib.parse.urlsplit(target.url).port or 80
+    return Promise(target.host.strip("[]"), target.https_port, (domain,), ca_file, hsts=True, redirect_port=http_port)
+
+
+def for_target(settings: Settings, target: Target, domain: str = "", ca_file: Path | None = None) -> list[Result]:
+    """A deployed host: the lab CA's certificate for the address it was deployed to, no HSTS; with a domain,
+    also the domain's promise (domain_promise)."""
     host = target.host.strip("[]")
     if target.https_port is None:
         reason = "this VM was made before it published its port 443: `lab vm down` and `lab vm up` again"
         return [_result("handshake", WARN, reason, target.url)]
-    return check(Promise(host, target.https_port, (host,), tls.ca_paths(settings.ca_dir)[1]))
+    results = check(Promise(host, target.https_port, (host,), tls.ca_paths(settings.ca_dir)[1]))
+    if domain:
+        results += check(domain_promise(target, domain, ca_file or SYSTEM_BUNDLE))
+    return results
