@@ -312,6 +312,7 @@ def undeploy(host: HostOption = None, key: KeyOption = None, vm: VmOption = None
     target = _target(lab, host, key, vm)
     with lab.locked():
         outcome = ansible.run(lab.settings, target, "undeploy.yml", [], console)
+        acme_lib.record_path(lab.settings.state_dir, target.inventory_name).unlink(missing_ok=True)
     out.print(f"undeployed from {target.inventory_name}: {outcome.changed} changed")
 
 

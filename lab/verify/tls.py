@@ -45,7 +45,9 @@ class Promise:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """Where the results say they were taken: the name asked for (a domain), else the address."""
+        host = self.names[0] if _sni(self.names[0]) and self.names[0] != "localhost" else self.host
+        host = f"[{host}]" if ":" in host else host
         return f"https://{host}:{self.port}/"
 
 
