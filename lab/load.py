@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from lab.tls import NamedHTTPS
+
 MAX_DURATION = 600.0  # seconds
 MAX_REQUESTS = 2_000_000
 MAX_CONNECTIONS = 256
@@ -79,19 +81,6 @@ class Tally:
         self.last_failure = at
         if len(self.failures) < KEPT_FAILURES:
             self.failures.append((at, reason))
-
-
-class _NamedHTTPS(http.client.HTTPSConnection):
-    """HTTPS to an address, with another name in the handshake (SNI) and the Host header: a domain served
-    on this machine's loopback port."""
-
-    def __init__(self, host: str, port: int, name: str, context: ssl.SSLContext, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=context)
-        self.name = name
-
-    def connect(self) -> None:
-        http.client.HTTPConnection.connect(self)
-        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.name)  # type: ignore[attr-defined]
 
 
 class CountedLoad:
@@ -202,7 +191,7 @@ class CountedLoad:
     def _connect(self) -> http.client.HTTPConnection:
         if self.tls is None:
             return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        return _NamedHTTPS(self.host, self.port, self.server_name or self.host, self.tls, self.timeout)
+        return NamedHTTPS(self.host, self.port, self.server_name or self.host, self.tls, self.timeout)
 
     def _connection(self, path: str) -> None:
         connection: http.client.HTTPConnection | None = None

@@ -128,8 +128,8 @@ def _get(promise: Promise, scheme: str, port: int, path: str) -> http.client.HTT
     host = promise.host
     headers = {"Host": promise.names[0], "User-Agent": "lab-verify"}
     connection: http.client.HTTPConnection
-    if scheme == "https":
-        connection = http.client.HTTPSConnection(host, port, timeout=10, context=unverified_context())
+    if scheme == "https":  # with the name's SNI: a server may answer another name otherwise (HSTS for its domain only)
+        connection = tls.NamedHTTPS(host, port, _sni(promise.names[0]) or host, unverified_context(), 10)
     else:
         connection = http.client.HTTPConnection(host, port, timeout=10)
     connection.request("GET", path, headers=headers)
