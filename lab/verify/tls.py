@@ -44,11 +44,14 @@ class Promise:
     redirect_port: int | None = None  # this HTTP port redirects to HTTPS (but not ACME's challenge path)
 
     @property
-    def url(self) -> str:
-        """Where the results say they were taken: the name asked for (a domain), else the address."""
+    def shown(self) -> str:
+        """How the results name the server: the name asked for (a domain), else the address."""
         host = self.names[0] if _sni(self.names[0]) and self.names[0] != "localhost" else self.host
-        host = f"[{host}]" if ":" in host else host
-        return f"https://{host}:{self.port}/"
+        return f"[{host}]" if ":" in host else host
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.shown}:{self.port}/"
 
 
 def _sni(name: str) -> str | None:
@@ -231,7 +234,7 @@ def hsts_result(promise: Promise, header: str, url: str) -> Result:
 def redirect_results(promise: Promise) -> list[Result]:
     """HTTP redirects to the same path over HTTPS, permanently; ACME's challenge path is served as is."""
     assert promise.redirect_port is not None
-    host = f"[{promise.host}]" if ":" in promise.host else promise.host
+    host = promise.shown
     where = f"http://{host}:{promise.redirect_port}/lab-verify?x=1"
     expected = f"https://{promise.names[0]}/lab-verify?x=1"
     results = []
