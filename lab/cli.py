@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lab import acme as acme_lib
 from lab import composefile, constants, doctor, engine, entry, releases, rollout, state, tls
 from lab import settings as settingslib
 from lab import stacks as stacklib
@@ -195,12 +196,25 @@ def verify(
     host: HostOption = None,
     key: KeyOption = None,
     vm: VmOption = None,
+    ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca",
+            help="The CA a domain's certificate must chain to (default: the system bundle); for a host deployed "
+            "with --domain.",
+        ),
+    ] = None,
 ) -> None:
     """Check every framework against the contract through nginx, and the hosts with testinfra
     (this machine's lab, or a deployed host with --host / --vm)."""
     lab = _lab()
     apps = stacklib.select(lab.stacks, frameworks or [])
     target = _target(lab, host, key, vm, required=False)
+    if ca is not None and not ca.is_file():
+        raise LabError(f"--ca {ca}: no such file", Exit.USAGE)
+    promised = acme_lib.recorded(lab.settings.state_dir, target.inventory_name) if target else None
+    if ca is not None and promised is None:
+        raise LabError("--ca goes with a host deployed with --domain (it checks the domain's certificate)", Exit.USAGE)
     started = time.monotonic()
     if target is None:
         client = engine.client()
@@ -209,7 +223,8 @@ def verify(
         infra_code = local_verify.infra(lab, [a.name for a in apps], quiet=as_json) if infra else 0
     else:
         results = remote_verify.contract_results(lab, target, apps, restart_db=not keep_database, console=console)
-        results += tls_checks.for_target(lab.settings, target)
+        domain = promised.domain if promised else ""
+        results += tls_checks.for_target(lab.settings, target, domain, ca)
         infra_code = remote_verify.infra(lab, target, [a.name for a in apps], quiet=as_json) if infra else 0
     seconds = time.monotonic() - started
     if junit:
@@ -240,11 +255,23 @@ def deploy(
     backup: Annotated[
         bool, typer.Option("--backup", help="Back up the host's database first (.lab/backups/<host>/).")
     ] = False,
+    domain: Annotated[
+        str | None,
+        typer.Option(help="A domain that points at the host: a certificate for it by ACME (HTTP-01, certbot)."),
+    ] = None,
+    acme_email: Annotated[str | None, typer.Option(help="The ACME account's contact (expiry notices).")] = None,
+    acme_directory: Annotated[
+        str | None, typer.Option(help=f"The ACME CA's directory URL (default {acme_lib.DEFAULT_DIRECTORY}).")
+    ] = None,
+    acme_ca: Annotated[
+        Path | None, typer.Option(help="A CA file the ACME directory's own HTTPS chains to (a private or test CA).")
+    ] = None,
 ) -> None:
     """Deploy the lab with Ansible to an SSH host (--host) or the local stand-in VM (--vm):
     ships only the images that differ, starts the stacks, waits until each is healthy."""
     lab = _lab()
     apps = stacklib.select(lab.stacks, frameworks or [])
+    acme = acme_lib.options(domain, acme_email, acme_directory, acme_ca)
     target = _target(lab, host, key, vm)
     client = engine.client()
     engine.require_compose()
@@ -256,7 +283,12 @@ def deploy(
             backup_cli.before_deploy(lab, target)
         started = time.monotonic()
         names = [a.name for a in apps] if frameworks else []
-        outcome = ansible.run(lab.settings, target, "site.yml", names, console)
+        extra = acme.extravars() if acme else None
+        outcome = ansible.run(lab.settings, target, "site.yml", names, console, extra)
+        if acme:
+            acme_lib.remember(lab.settings.state_dir, target.inventory_name, acme)
+        else:
+            acme_lib.record_path(lab.settings.state_dir, target.inventory_name).unlink(missing_ok=True)
     took = time.monotonic() - started
     out.print(
         f"deployed to {target.inventory_name} in {took:.0f}s: {outcome.ok} tasks ok, "
@@ -274,8 +306,11 @@ def deploy(
     if target.https_port:
         port = "" if target.https_port == 443 else f":{target.https_port}"
         out.print(f"  HTTPS: https://{target.host}{port}/ (a lab CA certificate for {target.host}: see `lab ca`)")
+    if acme:
+        out.print(f"  HTTPS: https://{acme.domain}/ (a certificate from {acme.directory}, renewed by certbot.timer)")
     console.print(
-        "  the same with plain Ansible: " + shlex.join(ansible.plain_command(lab.settings, target, "site.yml", names))
+        "  the same with plain Ansible: "
+        + shlex.join(ansible.plain_command(lab.settings, target, "site.yml", names, extra))
     )
 
 
@@ -286,6 +321,7 @@ def undeploy(host: HostOption = None, key: KeyOption = None, vm: VmOption = None
     target = _target(lab, host, key, vm)
     with lab.locked():
         outcome = ansible.run(lab.settings, target, "undeploy.yml", [], console)
+        acme_lib.record_path(lab.settings.state_dir, target.inventory_name).unlink(missing_ok=True)
     out.print(f"undeployed from {target.inventory_name}: {outcome.changed} changed")
 
 

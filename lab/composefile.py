@@ -26,13 +26,15 @@ HEADER = """\
 #   docker compose -f compose/compose.yaml up -d            # everything
 #   docker compose -f compose/compose.yaml up -d NAME nginx  # one framework (and postgres)
 # Settings: LAB_BIND, LAB_PORT, LAB_HTTPS_PORT, LAB_BASE_IMAGE, LAB_CA_BUNDLE, LAB_SECRETS_DIR,
-#   LAB_TLS_DIR (nginx's server.pem and server.key, signed by the lab CA).
+#   LAB_TLS_DIR (nginx's server.pem and server.key, signed by the lab CA), LAB_ACME and LAB_ACME_DIR
+#   (a server's ACME certificate and challenges, written by its certbot: `lab deploy --domain`).
 # Servers: LAB_<APP>_SERVER picks one of the [servers] in its stack.toml (e.g. LAB_<APP>_SERVER=<a server it declares>).
 # Limits per container, defaults from the stack's kind or its stack.toml [limits] table:
 #   LAB_<STACK>_MEMORY (e.g. LAB_NGINX_MEMORY=512m), LAB_<STACK>_CPUS (0: no cap),
 #   LAB_<STACK>_PIDS, LAB_<STACK>_TMP (size of /tmp); logs rotate at LAB_LOG_MAX_SIZE x LAB_LOG_MAX_FILE.
 """
 HTTPS_PORT = 8443  # where nginx listens for HTTPS in its container (stacks/nginx/nginx.conf)
+ACME_MOUNT = "/run/lab-acme"  # the ACME folder in nginx's container (stacks/nginx/lua/lab_tls.lua)
 LOG_MAX_SIZE = "10m"
 LOG_MAX_FILE = 3
 
@@ -131,6 +133,8 @@ def render(settings: Settings, stacks: list[Stack]) -> dict[str, Any]:
         "environment": {
             "LAB_UPSTREAMS": " ".join(f"{a.name}:{a.port}:{a.health}" for a in apps),
             "LAB_LISTEN_PORT": str(proxy.port),  # its stack.toml's port: render-upstreams writes the listen line
+            # on: a server with a domain (lab deploy --domain) serves its ACME certificate for it (lab_tls.lua)
+            "LAB_ACME": _env("LAB_ACME", "off"),
         },
         "ports": [
             f"{_env('LAB_BIND', defaults.bind)}:{_env('LAB_PORT', defaults.port)}:{proxy.port}",
@@ -139,6 +143,9 @@ def render(settings: Settings, stacks: list[Stack]) -> dict[str, Any]:
         # Its certificate and key, mounted at run time (never in the image). On servers the key is
         # readable by the secrets' group only, which nginx's user joins here.
         "secrets": list(tls.SECRETS),
+        # ACME's challenges and certificate: a folder (a file mounted alone would keep its old inode after
+        # a renewal), read-only; the host's certbot writes it.
+        "volumes": [f"{_env('LAB_ACME_DIR', '../.lab/acme')}:{ACME_MOUNT}:ro"],
         "group_add": [str(SECRETS_GID)],
         "networks": ["web"],
         "tmpfs": _tmp(proxy),

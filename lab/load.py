@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+from lab.tls import NamedHTTPS
 
 MAX_DURATION = 600.0  # seconds
 MAX_REQUESTS = 2_000_000
@@ -100,7 +103,10 @@ class CountedLoad:
         timeout: float = 5.0,
         pause: float = 0.0,
         host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+        server_name: str = "",
     ) -> None:
+        """With `tls`, HTTPS (verified by that context), to `server_name` (SNI and Host) when given."""
         self.paths = list(dict.fromkeys(paths))
         if not self.paths or not all(p.startswith("/") for p in self.paths):
             raise ValueError(f"paths must be absolute, at least one: {self.paths}")
@@ -114,6 +120,7 @@ class CountedLoad:
             raise ValueError(f"max_requests {max_requests} is outside 1-{MAX_REQUESTS}")
         self.host, self.port, self.connections = host, port, connections
         self.duration, self.max_requests, self.timeout, self.pause = duration, max_requests, timeout, pause
+        self.tls, self.server_name = tls, server_name
         self._tallies = {p: Tally(p) for p in self.paths}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -181,6 +188,11 @@ class CountedLoad:
             self._budget -= 1
             return True
 
+    def _connect(self) -> http.client.HTTPConnection:
+        if self.tls is None:
+            return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        return NamedHTTPS(self.host, self.port, self.server_name or self.host, self.tls, self.timeout)
+
     def _connection(self, path: str) -> None:
         connection: http.client.HTTPConnection | None = None
         try:
@@ -188,8 +200,11 @@ class CountedLoad:
                 reason: str | None
                 try:
                     if connection is None:
-                        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-                    connection.request("GET", path, headers={"Accept-Encoding": "identity"})
+                        connection = self._connect()
+                    headers = {"Accept-Encoding": "identity"}
+                    if self.server_name:
+                        headers["Host"] = self.server_name
+                    connection.request("GET", path, headers=headers)
                     response = connection.getresponse()
                     response.read()
                     reason = None if response.status == 200 else f"status {response.status}"

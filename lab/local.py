@@ -107,6 +107,7 @@ class Lab:
         """nginx's certificate for this machine (renewed when due); the TLS secrets' names when it
         was made anew."""
         names = tls.local_names(self.settings.bind)
+        self.settings.acme_dir.mkdir(parents=True, exist_ok=True)  # nginx's mount: made by us, not by Docker as root
         if reason := tls.ensure_server(self.settings.tls_dir, self.lab_ca(), names):
             self.say(f"made nginx's certificate for {', '.join(names)} ({reason})")
             return list(tls.SECRETS)

@@ -59,6 +59,11 @@ class Settings:
         return self.state_dir / "tls"
 
     @property
+    def acme_dir(self) -> Path:
+        """What nginx mounts at /run/lab-acme (LAB_ACME_DIR): empty here, a server's certbot fills its own."""
+        return self.state_dir / "acme"
+
+    @property
     def stacks_dir(self) -> Path:
         return self.root / "stacks"
 

@@ -10,9 +10,11 @@ secrets (files mounted at run time), never through an image.
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import ipaddress
 import re
 import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -295,3 +297,16 @@ def trust_help(ca_pem: Path, https_url: str) -> list[str]:
         "Its key (ca.key beside it) signs whatever the lab asks: trust it on machines you control only,",
         "and remove the trust when you are done with the lab.",
     ]
+
+
+class NamedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to an address with another name in the handshake (SNI): a domain served at an address that no
+    resolver here knows (a host deployed with --domain, reached at its IP or a forwarded port)."""
+
+    def __init__(self, host: str, port: int, name: str, context: ssl.SSLContext, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.name = name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.name)  # type: ignore[attr-defined]

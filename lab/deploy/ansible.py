@@ -54,11 +54,14 @@ def inventory(target: Target, known_hosts: Path) -> dict[str, Any]:
     return {"all": {"children": {"lab": {"hosts": {target.inventory_name: host}}}}}
 
 
-def extravars(settings: Settings, frameworks: list[str]) -> dict[str, Any]:
-    return {"lab_root": str(settings.root), "lab_frameworks": frameworks}
+def extravars(settings: Settings, frameworks: list[str], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The playbooks' variables; `extra` are more of the lab role's (the ACME ones of lab.acme)."""
+    return {"lab_root": str(settings.root), "lab_frameworks": frameworks, **(extra or {})}
 
 
-def runner_kwargs(settings: Settings, target: Target, playbook: str, frameworks: list[str]) -> dict[str, Any]:
+def runner_kwargs(
+    settings: Settings, target: Target, playbook: str, frameworks: list[str], extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Everything ansible-runner is given, built without running anything (unit-tested)."""
     state = settings.state_dir / "deploy" / target.inventory_name
     return {
@@ -66,7 +69,7 @@ def runner_kwargs(settings: Settings, target: Target, playbook: str, frameworks:
         "project_dir": str(settings.root / "playbooks"),
         "playbook": playbook,
         "inventory": inventory(target, settings.state_dir / "known_hosts"),
-        "extravars": extravars(settings, frameworks),
+        "extravars": extravars(settings, frameworks, extra),
         "envvars": {
             "ANSIBLE_CONFIG": str(settings.root / "playbooks" / "ansible.cfg"),
             "ANSIBLE_FORCE_COLOR": "0",
@@ -115,7 +118,9 @@ def deploy_user(root: Path) -> str:
     return group_var(root, "lab_deploy_user")
 
 
-def plain_command(settings: Settings, target: Target, playbook: str, frameworks: list[str]) -> list[str]:
+def plain_command(
+    settings: Settings, target: Target, playbook: str, frameworks: list[str], extra: Mapping[str, Any] | None = None
+) -> list[str]:
     """The same run as plain ansible-playbook, with the inventory ansible-runner wrote."""
     inventory_file = (
         Path(runner_kwargs(settings, target, playbook, frameworks)["private_data_dir"]) / "inventory" / "hosts.json"
@@ -126,7 +131,7 @@ def plain_command(settings: Settings, target: Target, playbook: str, frameworks:
         str(inventory_file),
         f"playbooks/{playbook}",
         "-e",
-        json.dumps(extravars(settings, frameworks)),
+        json.dumps(extravars(settings, frameworks, extra)),
     ]
 
 
@@ -144,7 +149,14 @@ class Outcome:
     log: Path | None = None
 
 
-def run(settings: Settings, target: Target, playbook: str, frameworks: list[str], console: Console) -> Outcome:
+def run(
+    settings: Settings,
+    target: Target,
+    playbook: str,
+    frameworks: list[str],
+    console: Console,
+    extra: Mapping[str, Any] | None = None,
+) -> Outcome:
     import ansible_runner  # heavy import: only when deploying
 
     target = remote.login(settings.state_dir, target, deploy_user(settings.root), console)
@@ -183,7 +195,7 @@ def run(settings: Settings, target: Target, playbook: str, frameworks: list[str]
                 )
             return True
 
-        kwargs = runner_kwargs(settings, target, playbook, frameworks)
+        kwargs = runner_kwargs(settings, target, playbook, frameworks, extra)
         Path(kwargs["private_data_dir"]).mkdir(parents=True, exist_ok=True)
         with only_environment(environment(os.environ)):
             result = ansible_runner.run(**kwargs, event_handler=on_event)

@@ -12,6 +12,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import urllib.parse
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +44,14 @@ class Promise:
     redirect_port: int | None = None  # this HTTP port redirects to HTTPS (but not ACME's challenge path)
 
     @property
+    def shown(self) -> str:
+        """How the results name the server: the name asked for (a domain), else the address."""
+        host = self.names[0] if _sni(self.names[0]) and self.names[0] != "localhost" else self.host
+        return f"[{host}]" if ":" in host else host
+
+    @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"https://{host}:{self.port}/"
+        return f"https://{self.shown}:{self.port}/"
 
 
 def _sni(name: str) -> str | None:
@@ -125,8 +131,8 @@ def _get(promise: Promise, scheme: str, port: int, path: str) -> http.client.HTT
     host = promise.host
     headers = {"Host": promise.names[0], "User-Agent": "lab-verify"}
     connection: http.client.HTTPConnection
-    if scheme == "https":
-        connection = http.client.HTTPSConnection(host, port, timeout=10, context=unverified_context())
+    if scheme == "https":  # with the name's SNI: a server may answer another name otherwise (HSTS for its domain only)
+        connection = tls.NamedHTTPS(host, port, _sni(promise.names[0]) or host, unverified_context(), 10)
     else:
         connection = http.client.HTTPConnection(host, port, timeout=10)
     connection.request("GET", path, headers=headers)
@@ -228,7 +234,7 @@ def hsts_result(promise: Promise, header: str, url: str) -> Result:
 def redirect_results(promise: Promise) -> list[Result]:
     """HTTP redirects to the same path over HTTPS, permanently; ACME's challenge path is served as is."""
     assert promise.redirect_port is not None
-    host = f"[{promise.host}]" if ":" in promise.host else promise.host
+    host = promise.shown
     where = f"http://{host}:{promise.redirect_port}/lab-verify?x=1"
     expected = f"https://{promise.names[0]}/lab-verify?x=1"
     results = []
@@ -256,10 +262,25 @@ def local_promise(settings: Settings) -> Promise:
     return Promise(settings.url_host.strip("[]"), settings.https_port, tuple(tls.local_names(settings.bind)), ca_pem)
 
 
-def for_target(settings: Settings, target: Target) -> list[Result]:
-    """A deployed host: the lab CA's certificate for the address it was deployed to, no HSTS."""
+SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")  # what a domain's chain must lead to without --ca
+
+
+def domain_promise(target: Target, domain: str, ca_file: Path) -> Promise:
+    """A host deployed with --domain: the domain's certificate (ACME) valid against ca_file, HSTS, and its
+    HTTP port redirecting to HTTPS (but not ACME's challenge path)."""
+    assert target.https_port is not None
+    http_port = urllib.parse.urlsplit(target.url).port or 80
+    return Promise(target.host.strip("[]"), target.https_port, (domain,), ca_file, hsts=True, redirect_port=http_port)
+
+
+def for_target(settings: Settings, target: Target, domain: str = "", ca_file: Path | None = None) -> list[Result]:
+    """A deployed host: the lab CA's certificate for the address it was deployed to, no HSTS; with a domain,
+    also the domain's promise (domain_promise)."""
     host = target.host.strip("[]")
     if target.https_port is None:
         reason = "this VM was made before it published its port 443: `lab vm down` and `lab vm up` again"
         return [_result("handshake", WARN, reason, target.url)]
-    return check(Promise(host, target.https_port, (host,), tls.ca_paths(settings.ca_dir)[1]))
+    results = check(Promise(host, target.https_port, (host,), tls.ca_paths(settings.ca_dir)[1]))
+    if domain:
+        results += check(domain_promise(target, domain, ca_file or SYSTEM_BUNDLE))
+    return results

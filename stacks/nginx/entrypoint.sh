@@ -16,9 +16,17 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 
+# A renewed ACME certificate (a new file in the mounted folder) is handed over without a reload;
+# the host's deploy hook asks at once too (render-upstreams --tls), this catches the rest.
+bundle=/run/lab-acme/live/cert.pem
+seen=$(stat -c '%i %Y %s' "$bundle" 2>/dev/null)
 while kill -0 "$nginx_pid" 2>/dev/null; do
     if render-upstreams; then
         nginx -t -q && nginx -s reload
+    fi
+    now=$(stat -c '%i %Y %s' "$bundle" 2>/dev/null)
+    if [ "$now" != "$seen" ] && render-upstreams --tls >/dev/null; then
+        seen=$now
     fi
     sleep "${LAB_WATCH_INTERVAL:-2}" &
     wait $!
