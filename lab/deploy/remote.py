@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 
-from lab import commands
+from lab import commands, rollout
 from lab.constants import DATABASE
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
@@ -103,26 +103,32 @@ class RemoteDatabase:
         self.host = target.inventory_name
         self.container = container
 
-    def _sudo(self, command: str, timeout: float = 120) -> str:
-        argv = commands.ssh(self.config, self.host, f"sudo -n {command}")
-        what = f"on the host, `{command[:80]}`"
-        return run(argv, capture=True, what=what, timeout=timeout, stdin=subprocess.DEVNULL).stdout
+    def docker(
+        self, argv: Sequence[str], check: bool = True, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """argv (a docker command) as root on the host; also lab.rollout's runner for the host's engine."""
+        ssh = commands.ssh_sudo(self.config, self.host, argv)
+        what = f"on the host, `{shlex.join(argv)[:80]}`"
+        try:
+            return run(ssh, capture=True, check=check, what=what, timeout=timeout or 120, stdin=subprocess.DEVNULL)
+        except LabError:
+            if check:
+                raise
+            return subprocess.CompletedProcess(ssh, 124, "", "timed out")  # a probe that hangs: not ready
 
     def query(self, sql: str) -> list[list[str]]:
-        psql = ["docker", "exec", self.container, *commands.psql(DATABASE, sql)]
-        return [line.split("\t") for line in self._sudo(shlex.join(psql)).splitlines() if line]
+        psql = commands.docker_exec(self.container, commands.psql(DATABASE, sql))
+        return [line.split("\t") for line in self.docker(psql).stdout.splitlines() if line]
 
     def stop(self) -> None:
-        self._sudo(f"docker stop --time 20 {self.container}")
+        self.docker(commands.docker_stop(self.container))
 
     def start(self, timeout: float = 90) -> None:
-        self._sudo(f"docker start {self.container}")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if (
-                self._sudo(f"docker inspect --format '{{{{.State.Health.Status}}}}' {self.container}").strip()
-                == "healthy"
-            ):
-                return
-            time.sleep(1)
-        raise LabError(f"the host's database is not healthy {timeout:.0f}s after it was started", Exit.UNHEALTHY)
+        """Start it and wait as `lab up` does: lab.rollout's probe, its docker commands run over SSH."""
+        self.docker(commands.docker_start(self.container))
+        try:
+            rollout.wait_healthy([self.container], timeout, self.docker)
+        except rollout.RolloutError as error:
+            raise LabError(
+                f"the host's database did not come back after it was started: {error}", Exit.UNHEALTHY
+            ) from None
