@@ -59,6 +59,7 @@ class Stack:
     title: str
     path: Path
     port: int | None = None
+    https_port: int | None = None  # the proxy's HTTPS listen port in its container
     package: str | None = None  # PyPI name of the framework (apps)
     server: str | None = None  # PyPI name of the server (apps)
     health: str = "/health"
@@ -172,6 +173,7 @@ SCHEMA: dict[str, Callable[[object], str | None]] = {
     "kind": _kind,
     "title": _nonempty,
     "port": _port,
+    "https_port": _port,
     "package": _nonempty,
     "server": _nonempty,
     "health": _url_path,
@@ -183,7 +185,7 @@ SCHEMA: dict[str, Callable[[object], str | None]] = {
     "limits": _limits,
 }
 REQUIRED = ("name", "kind", "title")
-REQUIRED_BY_KIND = {"app": ("port", "package", "server")}
+REQUIRED_BY_KIND = {"app": ("port", "package", "server"), "proxy": ("port", "https_port")}
 
 
 def _a(kind: str) -> str:
