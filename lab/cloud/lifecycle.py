@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from lab import ssh
 from lab.cloud import plan
 from lab.cloud.providers import Api, Id, Server
 from lab.cloud.state import Record, State, remove_facts, write_facts
@@ -53,7 +54,7 @@ class Ports:
 
 def forget_host(state_dir: Path, host: str | None, port: int) -> None:
     if host:
-        keys.forget_host_key(keys.known_hosts_file(state_dir), host, port)
+        keys.forget_host_key(ssh.known_hosts_file(state_dir), host, port)
 
 
 def wait_active(
@@ -154,7 +155,7 @@ def create(
         say(f"{s.name} is active at {server.ip} after {clock() - started:.0f}s; waiting for SSH and cloud-init")
 
         checkpoint("ssh")
-        known_hosts = keys.known_hosts_file(state_dir)
+        known_hosts = ssh.known_hosts_file(state_dir)
         keys.pin_host_key(known_hosts, server.ip or "", ports.ssh, host_key.public)  # before the first contact
         target = ready.Target(pair.private, ports.ssh, cloudinit.USER, server.ip or "", known_hosts)
         wait_ready(target, max(deadline - clock(), 1.0))

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
+from lab import ssh
 from lab.deploy import remote
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
@@ -65,7 +66,7 @@ def runner_kwargs(settings: Settings, target: Target, playbook: str, frameworks:
         "private_data_dir": str(state),
         "project_dir": str(settings.root / "playbooks"),
         "playbook": playbook,
-        "inventory": inventory(target, settings.state_dir / "known_hosts"),
+        "inventory": inventory(target, ssh.known_hosts_file(settings.state_dir)),
         "extravars": extravars(settings, frameworks),
         "envvars": {
             "ANSIBLE_CONFIG": str(settings.root / "playbooks" / "ansible.cfg"),

@@ -12,32 +12,21 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lab import commands, rollout
+from lab import commands, rollout, ssh
 from lab.constants import DATABASE
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
 from lab.run import run
-from lab.vm import keys
 
 CONNECT_TIMEOUT = 10
 
 
 def ssh_config(target: Target, known_hosts: Path) -> str:
-    """An ssh_config stanza for the target (for testinfra's ssh backend, and for people)."""
-    lines = [
-        f"Host {target.inventory_name}",
-        f"  HostName {target.host.strip('[]')}",
-        f"  Port {target.port}",
-        f"  User {target.user}",
-        "  BatchMode yes",
-        "  IdentitiesOnly yes",
-        f"  ConnectTimeout {CONNECT_TIMEOUT}",
-    ]
-    if target.key:
-        lines.append(f"  IdentityFile {target.key}")
-    options = target.ssh_options(known_hosts)
-    lines += [f"  {opt.split('=', 1)[0]} {opt.split('=', 1)[1]}" for opt in options if opt != "-o"]
-    return "\n".join(lines) + "\n"
+    """The target's ssh_config stanza (lab.ssh: the lab's options and host-key policy)."""
+    return ssh.config_stanza(
+        target.inventory_name, target.host, target.port, target.user, target.key, known_hosts, target.pinned,
+        CONNECT_TIMEOUT,
+    )  # fmt: skip
 
 
 def write_ssh_config(state_dir: Path, target: Target) -> Path:
@@ -45,7 +34,7 @@ def write_ssh_config(state_dir: Path, target: Target) -> Path:
     folder = state_dir / "deploy" / target.inventory_name
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "ssh_config"
-    config.write_text(ssh_config(target, keys.known_hosts_file(state_dir)))
+    config.write_text(ssh_config(target, ssh.known_hosts_file(state_dir)))
     return config
 
 
@@ -70,9 +59,7 @@ def login(state_dir: Path, target: Target, deploy_user: str, console: Console | 
     if result.returncode == 0:
         return target
     where = f"{target.user}@{target.inventory_name}"
-    if refusal := keys.host_key_refusal(
-        result.stderr, where, target.host, target.port, keys.known_hosts_file(state_dir)
-    ):
+    if refusal := ssh.host_key_refusal(result.stderr, where, target.host, target.port, ssh.known_hosts_file(state_dir)):
         raise refusal
     if target.user == "root" and "Permission denied" in result.stderr and deploy_user != "root":
         other = replace(target, user=deploy_user)
@@ -107,14 +94,14 @@ class RemoteDatabase:
         self, argv: Sequence[str], check: bool = True, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
         """argv (a docker command) as root on the host; also lab.rollout's runner for the host's engine."""
-        ssh = commands.ssh_sudo(self.config, self.host, argv)
+        over_ssh = commands.ssh_sudo(self.config, self.host, argv)
         what = f"on the host, `{shlex.join(argv)[:80]}`"
         try:
-            return run(ssh, capture=True, check=check, what=what, timeout=timeout or 120, stdin=subprocess.DEVNULL)
+            return run(over_ssh, capture=True, check=check, what=what, timeout=timeout or 120, stdin=subprocess.DEVNULL)
         except LabError:
             if check:
                 raise
-            return subprocess.CompletedProcess(ssh, 124, "", "timed out")  # a probe that hangs: not ready
+            return subprocess.CompletedProcess(over_ssh, 124, "", "timed out")  # a probe that hangs: not ready
 
     def query(self, sql: str) -> list[list[str]]:
         psql = commands.docker_exec(self.container, commands.psql(DATABASE, sql))

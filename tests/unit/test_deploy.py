@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lab import commands
+from lab import commands, ssh
 from lab.deploy import ansible, remote, target
 from lab.errors import Exit, LabError
 from lab.settings import Settings
@@ -104,8 +104,8 @@ def test_one_host_key_policy_for_every_target():
     text = remote.ssh_config(made, Path("/kh"))
     assert "  StrictHostKeyChecking yes" in text and "  UserKnownHostsFile /kh" in text
     assert vmcommands.ssh(Path("/k"), 2222, "lab", known_hosts=Path("/kh"))[5:9] == made.ssh_options(Path("/kh"))
-    assert target.known_hosts_name("127.0.0.1", 2222) == "[127.0.0.1]:2222"
-    assert target.known_hosts_name("[2001:db8::1]", 22) == "2001:db8::1"
+    assert ssh.known_hosts_name("127.0.0.1", 2222) == "[127.0.0.1]:2222"
+    assert ssh.known_hosts_name("[2001:db8::1]", 22) == "2001:db8::1"
 
 
 def test_ansible_checks_host_keys():
@@ -250,11 +250,11 @@ Host key verification failed.
 
 def test_a_changed_host_key_is_one_clear_error():
     known = Path("/srv/lab/.lab/known_hosts")
-    error = keys.host_key_refusal(CHANGED, "lab@vm", "127.0.0.1", 2222, known)
+    error = ssh.host_key_refusal(CHANGED, "lab@vm", "127.0.0.1", 2222, known)
     assert error is not None and error.code == Exit.FAILED
     assert "lab@vm" in error.message and "[127.0.0.1]:2222" in error.message and "refusing" in error.message
     assert "line 3 of /srv/lab/.lab/known_hosts" in error.hint
     assert "ssh-keygen -f /srv/lab/.lab/known_hosts -R '[127.0.0.1]:2222'" in error.hint
     unknown = "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\n"
-    assert "no host key" in keys.host_key_refusal(unknown, "vm", "127.0.0.1", 2222, known).message
-    assert keys.host_key_refusal("lab@127.0.0.1: Permission denied (publickey).", "vm", "h", 22, known) is None
+    assert "no host key" in ssh.host_key_refusal(unknown, "vm", "127.0.0.1", 2222, known).message
+    assert ssh.host_key_refusal("lab@127.0.0.1: Permission denied (publickey).", "vm", "h", 22, known) is None
