@@ -247,7 +247,8 @@ def deploy(
             backup_cli.before_deploy(lab, target)
         started = time.monotonic()
         names = [a.name for a in apps] if frameworks else []
-        outcome = ansible.run(lab.settings, target, "site.yml", names, console)
+        whence = releases.whence(lab.settings.root)  # the release the host records: this checkout's commit
+        outcome = ansible.run(lab.settings, target, "site.yml", names, console, whence)
     took = time.monotonic() - started
     out.print(
         f"deployed to {target.inventory_name} in {took:.0f}s: {outcome.ok} tasks ok, "
@@ -265,9 +266,8 @@ def deploy(
     if target.https_port:
         port = "" if target.https_port == 443 else f":{target.https_port}"
         out.print(f"  HTTPS: https://{target.host}{port}/ (a lab CA certificate for {target.host}: see `lab ca`)")
-    console.print(
-        "  the same with plain Ansible: " + shlex.join(ansible.plain_command(lab.settings, target, "site.yml", names))
-    )
+    plain = ansible.plain_command(lab.settings, target, "site.yml", names, whence)
+    console.print("  the same with plain Ansible: " + shlex.join(plain))
 
 
 @app.command()

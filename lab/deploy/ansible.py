@@ -55,11 +55,21 @@ def inventory(target: Target, known_hosts: Path) -> dict[str, Any]:
     return {"all": {"children": {"lab": {"hosts": {target.inventory_name: host}}}}}
 
 
-def extravars(settings: Settings, frameworks: list[str]) -> dict[str, Any]:
-    return {"lab_root": str(settings.root), "lab_frameworks": frameworks}
+Whence = tuple[str, str]  # (commit, who deploys), lab.releases.whence: what a release on the host records
 
 
-def runner_kwargs(settings: Settings, target: Target, playbook: str, frameworks: list[str]) -> dict[str, Any]:
+def extravars(settings: Settings, frameworks: list[str], whence: Whence | None = None) -> dict[str, Any]:
+    """The playbooks' variables from the driver; `whence` (a deploy) is the release's commit and author,
+    which the lab role's defaults leave "unknown" for a plain ansible-playbook run without them."""
+    found: dict[str, Any] = {"lab_root": str(settings.root), "lab_frameworks": frameworks}
+    if whence:
+        found["lab_release_commit"], found["lab_release_by"] = whence
+    return found
+
+
+def runner_kwargs(
+    settings: Settings, target: Target, playbook: str, frameworks: list[str], whence: Whence | None = None
+) -> dict[str, Any]:
     """Everything ansible-runner is given, built without running anything (unit-tested)."""
     state = settings.state_dir / "deploy" / target.inventory_name
     return {
@@ -67,7 +77,7 @@ def runner_kwargs(settings: Settings, target: Target, playbook: str, frameworks:
         "project_dir": str(settings.root / "playbooks"),
         "playbook": playbook,
         "inventory": inventory(target, ssh.known_hosts_file(settings.state_dir)),
-        "extravars": extravars(settings, frameworks),
+        "extravars": extravars(settings, frameworks, whence),
         "envvars": {
             "ANSIBLE_CONFIG": str(settings.root / "playbooks" / "ansible.cfg"),
             "ANSIBLE_FORCE_COLOR": "0",
@@ -116,7 +126,9 @@ def deploy_user(root: Path) -> str:
     return group_var(root, "lab_deploy_user")
 
 
-def plain_command(settings: Settings, target: Target, playbook: str, frameworks: list[str]) -> list[str]:
+def plain_command(
+    settings: Settings, target: Target, playbook: str, frameworks: list[str], whence: Whence | None = None
+) -> list[str]:
     """The same run as plain ansible-playbook, with the inventory ansible-runner wrote."""
     inventory_file = (
         Path(runner_kwargs(settings, target, playbook, frameworks)["private_data_dir"]) / "inventory" / "hosts.json"
@@ -127,7 +139,7 @@ def plain_command(settings: Settings, target: Target, playbook: str, frameworks:
         str(inventory_file),
         f"playbooks/{playbook}",
         "-e",
-        json.dumps(extravars(settings, frameworks)),
+        json.dumps(extravars(settings, frameworks, whence)),
     ]
 
 
@@ -145,7 +157,14 @@ class Outcome:
     log: Path | None = None
 
 
-def run(settings: Settings, target: Target, playbook: str, frameworks: list[str], console: Console) -> Outcome:
+def run(
+    settings: Settings,
+    target: Target,
+    playbook: str,
+    frameworks: list[str],
+    console: Console,
+    whence: Whence | None = None,
+) -> Outcome:
     import ansible_runner  # heavy import: only when deploying
 
     target = remote.login(settings.state_dir, target, deploy_user(settings.root), console)
@@ -184,7 +203,7 @@ def run(settings: Settings, target: Target, playbook: str, frameworks: list[str]
                 )
             return True
 
-        kwargs = runner_kwargs(settings, target, playbook, frameworks)
+        kwargs = runner_kwargs(settings, target, playbook, frameworks, whence)
         Path(kwargs["private_data_dir"]).mkdir(parents=True, exist_ok=True)
         with only_environment(environment(os.environ)):
             result = ansible_runner.run(**kwargs, event_handler=on_event)

@@ -5,6 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from lab import commands, ssh
 from lab.deploy import ansible, remote, target
@@ -92,6 +93,22 @@ def test_inventory_and_runner_arguments():
         "-e",
         '{"lab_root": "/srv/lab", "lab_frameworks": []}',
     ]
+
+
+def test_a_deploy_hands_the_release_its_commit_computed_once():
+    """The commit (and who deploys) a host's release records is lab.releases.whence's, passed as extra
+    variables, also in the printed ansible-playbook command; the role computes none of its own and records
+    "unknown" for a plain run that does not pass them."""
+    t = target.Target("deploy", "203.0.113.10")
+    kwargs = ansible.runner_kwargs(S, t, "site.yml", [], ("v1-3-gabc123", "me@here"))
+    assert kwargs["extravars"] == {
+        "lab_root": "/srv/lab", "lab_frameworks": [], "lab_release_commit": "v1-3-gabc123", "lab_release_by": "me@here",
+    }  # fmt: skip
+    assert json.loads(ansible.plain_command(S, t, "site.yml", [], ("c", "b"))[-1])["lab_release_commit"] == "c"
+    defaults = yaml.safe_load((ROOT / "playbooks" / "roles" / "lab" / "defaults" / "main.yml").read_text())
+    assert (defaults["lab_release_commit"], defaults["lab_release_by"]) == ("unknown", "unknown")
+    for path in (ROOT / "playbooks").rglob("*.yml"):
+        assert "describe" not in path.read_text(), f"{path} computes a commit of its own"
 
 
 def test_one_host_key_policy_for_every_target():
