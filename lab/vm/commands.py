@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.commands import docker_start  # noqa: F401  (the lab's one `docker start` argv, for the VM too)
 from lab.ssh import CLIENT_OPTIONS, host_key_options
 
 LABEL = "org.framework-lab.vm"  # on the container: the VM's name
@@ -71,10 +72,6 @@ def docker_run(vm: Container) -> list[str]:
     argv += ["--publish", f"{vm.host}:{vm.ssh_port}:22", "--publish", f"{vm.host}:{vm.http_port}:80"]
     argv += ["--publish", f"{vm.host}:{https_port(vm.http_port)}:443"]
     return [*argv, vm.image]
-
-
-def docker_start(name: str) -> list[str]:
-    return ["docker", "start", name]
 
 
 def docker_rm(name: str) -> list[str]:
