@@ -96,7 +96,12 @@ def slim(rootfs: Path, suite: str, mirror: str) -> None:
         (rootfs / "etc/apt/apt.conf.d" / name).write_text(content)
     (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
     (rootfs / "etc/apt/sources.list.d/debian.sources").write_text(apt_sources(suite, mirror))
-    for pattern in REMOVE_AFTER:
+    remove_paths(rootfs, REMOVE_AFTER)
+
+
+def remove_paths(rootfs: Path, patterns: tuple[str, ...]) -> None:
+    """Remove what the glob patterns match in a root file system (a folder's tree, a link as a link)."""
+    for pattern in patterns:
         for path in rootfs.glob(pattern):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)

@@ -284,7 +284,8 @@ def deploy(
         started = time.monotonic()
         names = [a.name for a in apps] if frameworks else []
         extra = acme.extravars() if acme else None
-        outcome = ansible.run(lab.settings, target, "site.yml", names, console, extra)
+        whence = releases.whence(lab.settings.root)  # the release the host records: this checkout's commit
+        outcome = ansible.run(lab.settings, target, "site.yml", names, console, whence, extra)
         if acme:
             acme_lib.remember(lab.settings.state_dir, target.inventory_name, acme)
         else:
@@ -308,10 +309,8 @@ def deploy(
         out.print(f"  HTTPS: https://{target.host}{port}/ (a lab CA certificate for {target.host}: see `lab ca`)")
     if acme:
         out.print(f"  HTTPS: https://{acme.domain}/ (a certificate from {acme.directory}, renewed by certbot.timer)")
-    console.print(
-        "  the same with plain Ansible: "
-        + shlex.join(ansible.plain_command(lab.settings, target, "site.yml", names, extra))
-    )
+    plain = ansible.plain_command(lab.settings, target, "site.yml", names, whence, extra)
+    console.print("  the same with plain Ansible: " + shlex.join(plain))
 
 
 @app.command()

@@ -126,6 +126,14 @@ def docker_exec(
     return ["docker", "exec", *options, container, *argv]
 
 
+def docker_stop(container: str, timeout: int = 20) -> list[str]:
+    return ["docker", "stop", "--time", str(timeout), container]
+
+
+def docker_start(container: str) -> list[str]:
+    return ["docker", "start", container]
+
+
 def pg_dump(database: str) -> list[str]:
     """A consistent dump (one snapshot) of one database, custom format, to stdout."""
     return ["pg_dump", "--format=custom", "--no-password", "--dbname", database]

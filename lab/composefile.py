@@ -33,7 +33,6 @@ HEADER = """\
 #   LAB_<STACK>_MEMORY (e.g. LAB_NGINX_MEMORY=512m), LAB_<STACK>_CPUS (0: no cap),
 #   LAB_<STACK>_PIDS, LAB_<STACK>_TMP (size of /tmp); logs rotate at LAB_LOG_MAX_SIZE x LAB_LOG_MAX_FILE.
 """
-HTTPS_PORT = 8443  # where nginx listens for HTTPS in its container (stacks/nginx/nginx.conf)
 ACME_MOUNT = "/run/lab-acme"  # the ACME folder in nginx's container (stacks/nginx/lua/lab_tls.lua)
 LOG_MAX_SIZE = "10m"
 LOG_MAX_FILE = 3
@@ -132,13 +131,15 @@ def render(settings: Settings, stacks: list[Stack]) -> dict[str, Any]:
         "restart": "unless-stopped",
         "environment": {
             "LAB_UPSTREAMS": " ".join(f"{a.name}:{a.port}:{a.health}" for a in apps),
-            "LAB_LISTEN_PORT": str(proxy.port),  # its stack.toml's port: render-upstreams writes the listen line
+            # Its stack.toml's ports: render-upstreams writes the listen lines from these.
+            "LAB_LISTEN_PORT": str(proxy.port),
+            "LAB_LISTEN_HTTPS_PORT": str(proxy.https_port),
             # on: a server with a domain (lab deploy --domain) serves its ACME certificate for it (lab_tls.lua)
             "LAB_ACME": _env("LAB_ACME", "off"),
         },
         "ports": [
             f"{_env('LAB_BIND', defaults.bind)}:{_env('LAB_PORT', defaults.port)}:{proxy.port}",
-            f"{_env('LAB_BIND', defaults.bind)}:{_env('LAB_HTTPS_PORT', defaults.https_port)}:{HTTPS_PORT}",
+            f"{_env('LAB_BIND', defaults.bind)}:{_env('LAB_HTTPS_PORT', defaults.https_port)}:{proxy.https_port}",
         ],
         # Its certificate and key, mounted at run time (never in the image). On servers the key is
         # readable by the secrets' group only, which nginx's user joins here.

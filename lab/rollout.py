@@ -194,6 +194,73 @@ class Report:
         return {"started": self.started, "replaced": self.replaced, "unchanged": self.unchanged}
 
 
+# -- readiness: the lab's one wait until healthy ------------------------------------------------
+# Every wait for a container (lab up and the deploy role through Rollout, the verifier's database
+# restart, the bench's restarts, a host's database over SSH) is wait_all below, with a runner that
+# reaches the engine the container is on.
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]  # (argv, check=True, timeout=None), as run
+
+
+def ready(container: Container, run: Runner = run) -> bool:
+    """Healthy by Docker's last check, or by its healthcheck command run now."""
+    if container.health == "healthy":
+        return True
+    command = probe_command(container.healthcheck)
+    if command is None:
+        return container.status == "running"
+    return run(exec_in(container.id, command), check=False, timeout=PROBE_TIMEOUT).returncode == 0
+
+
+def log(container: Container, run: Runner = run) -> str:
+    result = run(logs(container.id), check=False)
+    return (result.stdout + result.stderr).strip()
+
+
+def wait_all(
+    containers: Sequence[tuple[str, Container]],
+    timeout: float,
+    run: Runner = run,
+    say: Callable[[str], None] = lambda message: None,
+) -> dict[str, float]:
+    """Until every container is ready, all probed side by side every PROBE_INTERVAL; RolloutError
+    (with its log) when one exits or the timeout passes. Returns, per container ID, the moment
+    (time.monotonic) it was seen ready."""
+    began = time.monotonic()
+    deadline = began + timeout
+    pending = {c.id: (service, c) for service, c in containers}
+    seen: dict[str, float] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(pending)))) as pool:
+        while pending:
+            fresh = [Container.from_inspect(c) for c in json.loads(run(inspect(list(pending))).stdout)]
+            for container in fresh:
+                if container.status in ("exited", "dead"):
+                    service = pending[container.id][0]
+                    raise RolloutError(f"{service}: {container.name} exited while starting", log(container, run))
+            for container, ok in zip(fresh, pool.map(lambda c: ready(c, run), fresh), strict=True):
+                if ok:
+                    seen[container.id] = time.monotonic()
+                    service = pending.pop(container.id)[0]
+                    if container.health != "healthy":  # the probe saw it first: say when
+                        say(f"{service}: healthy after {seen[container.id] - began:.1f} s")
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                service, container = next(iter(pending.values()))
+                raise RolloutError(f"{service}: {container.name} not healthy after {timeout:g} s", log(container, run))
+            time.sleep(PROBE_INTERVAL)
+    return seen
+
+
+def wait_healthy(
+    names: Sequence[str], timeout: float, run: Runner = run, say: Callable[[str], None] = lambda message: None
+) -> dict[str, float]:
+    """Until the named containers (names or IDs, started already) are ready, as `lab up` waits: what
+    every other wait of the lab calls. Per container ID, the moment (time.monotonic) it was ready."""
+    found = [Container.from_inspect(c) for c in json.loads(run(inspect(list(names))).stdout)]
+    return wait_all([(c.name, c) for c in found], timeout, run, say)
+
+
 @dataclass
 class Rollout:
     project: str
@@ -243,47 +310,13 @@ class Rollout:
     # -- readiness -------------------------------------------------------------------------------
 
     def ready(self, container: Container) -> bool:
-        """Healthy by Docker's last check, or by its healthcheck command run now."""
-        if container.health == "healthy":
-            return True
-        command = probe_command(container.healthcheck)
-        if command is None:
-            return container.status == "running"
-        return self.run(exec_in(container.id, command), check=False, timeout=PROBE_TIMEOUT).returncode == 0
+        return ready(container, self.run)
 
     def wait_ready(self, service: str, containers: list[Container]) -> None:
         self.wait_all([(service, c) for c in containers])
 
     def wait_all(self, containers: list[tuple[str, Container]]) -> None:
-        """Until every container is ready, all probed side by side; RolloutError (with its log)
-        when one exits or the timeout passes."""
-        began = time.monotonic()
-        deadline = began + self.timeout
-        pending = {c.id: (service, c) for service, c in containers}
-        with ThreadPoolExecutor(max_workers=max(1, min(8, len(pending)))) as pool:
-            while pending:
-                fresh = [Container.from_inspect(c) for c in json.loads(self.run(inspect(list(pending))).stdout)]
-                for container in fresh:
-                    if container.status in ("exited", "dead"):
-                        service = pending[container.id][0]
-                        raise RolloutError(f"{service}: {container.name} exited while starting", self.log(container))
-                for container, ok in zip(fresh, pool.map(self.ready, fresh), strict=True):
-                    if ok:
-                        service = pending.pop(container.id)[0]
-                        if container.health != "healthy":  # the probe saw it first: say when
-                            self.say(f"{service}: healthy after {time.monotonic() - began:.1f} s")
-                if not pending:
-                    return
-                if time.monotonic() > deadline:
-                    service, container = next(iter(pending.values()))
-                    raise RolloutError(
-                        f"{service}: {container.name} not healthy after {self.timeout:g} s", self.log(container)
-                    )
-                time.sleep(PROBE_INTERVAL)
-
-    def log(self, container: Container) -> str:
-        result = self.run(logs(container.id), check=False)
-        return (result.stdout + result.stderr).strip()
+        wait_all(containers, self.timeout, self.run, self.say)
 
     # -- steps ---------------------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class Stack:
     title: str
     path: Path
     port: int | None = None
+    https_port: int | None = None  # the proxy's HTTPS listen port in its container
     package: str | None = None  # PyPI name of the framework (apps)
     server: str | None = None  # the default server's name, a key of servers (apps)
     health: str = "/health"
@@ -244,6 +245,7 @@ SCHEMA: dict[str, Callable[[object], str | None]] = {
     "kind": _kind,
     "title": _nonempty,
     "port": _port,
+    "https_port": _port,
     "package": _nonempty,
     "server": _nonempty,
     "health": _url_path,
@@ -256,7 +258,7 @@ SCHEMA: dict[str, Callable[[object], str | None]] = {
     "servers": _servers,
 }
 REQUIRED = ("name", "kind", "title")
-REQUIRED_BY_KIND = {"app": ("port", "package", "server", "servers")}
+REQUIRED_BY_KIND = {"app": ("port", "package", "server", "servers"), "proxy": ("port", "https_port")}
 
 
 def _a(kind: str) -> str:

@@ -4,13 +4,15 @@ wrk always runs in a container on the project's own network, next to nginx."""
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import docker
 from rich.console import Console
 
-from lab import baseimage, builds, engine
+from lab import baseimage, builds, engine, rollout
 from lab import stacks as stacklib
 from lab.bench import machine
 from lab.constants import PROJECT
@@ -71,6 +73,12 @@ class LocalSite:
 
     def wait_routed(self, apps: list[Stack]) -> None:
         self.lab.wait_routed(apps)
+
+    def docker(
+        self, argv: Sequence[str], check: bool = True, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """A docker command against this engine (lab.rollout's runner: its readiness probe)."""
+        return rollout.run(argv, check, timeout)
 
     def machine(self) -> dict[str, Any]:
         return machine.facts(self.client, engine.require_compose())
@@ -137,6 +145,12 @@ class HostSite:
 
     def wait_routed(self, apps: list[Stack]) -> None:
         self.lab.wait_routed(apps, base_url=self.engine.target.url)
+
+    def docker(
+        self, argv: Sequence[str], check: bool = True, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """A docker command against the host's engine, through the forwarded socket the client uses."""
+        return rollout.run(argv, check, timeout, env={"DOCKER_HOST": f"unix://{self.engine.socket}"})
 
     def machine(self) -> dict[str, Any]:
         return machine.host_facts(self.engine.ssh(machine.HOST_SCRIPT), machine.engine_facts(self.client))

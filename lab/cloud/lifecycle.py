@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from lab import ssh
 from lab.cloud import plan
 from lab.cloud.providers import Api, Id, Server
 from lab.cloud.state import Record, State, remove_facts, write_facts
@@ -53,7 +54,7 @@ class Ports:
 
 def forget_host(state_dir: Path, host: str | None, port: int) -> None:
     if host:
-        keys.forget_host_key(keys.known_hosts_file(state_dir), host, port)
+        keys.forget_host_key(ssh.known_hosts_file(state_dir), host, port)
 
 
 def wait_active(
@@ -154,7 +155,7 @@ def create(
         say(f"{s.name} is active at {server.ip} after {clock() - started:.0f}s; waiting for SSH and cloud-init")
 
         checkpoint("ssh")
-        known_hosts = keys.known_hosts_file(state_dir)
+        known_hosts = ssh.known_hosts_file(state_dir)
         keys.pin_host_key(known_hosts, server.ip or "", ports.ssh, host_key.public)  # before the first contact
         target = ready.Target(pair.private, ports.ssh, cloudinit.USER, server.ip or "", known_hosts)
         wait_ready(target, max(deadline - clock(), 1.0))
@@ -274,16 +275,26 @@ def destroy(api: Api, state: State, name: str, timeout: float = 120.0, say: Say 
     others = [vm for vm in state.of_provider(provider) if vm.name != name]
     key = state.keys.get(provider)
     if key and not others:
-        if api.delete_key(key["id"]):
-            removed.keys.append(key["id"])
-            say(f"removed the lab's SSH key {key['id']}")
+        _remove_key(api, key["id"], removed, say)
         state.forget_key(provider)
+    _forget(state, name, removed)
+    return removed
+
+
+def _remove_key(api: Api, ident: Id, removed: Removed, say: Say) -> None:
+    if api.delete_key(ident):
+        removed.keys.append(ident)
+        say(f"removed the lab's SSH key {ident}")
+
+
+def _forget(state: State, name: str, removed: Removed) -> None:
+    """What this checkout keeps of a VM that is gone: its state entry, its record, its pinned host key."""
+    record = state.vms.get(name)
     state.drop(name)
     remove_facts(state.path.parent, name)
     if record:
         forget_host(state.path.parent, record.ip, plan.SSH_PORT)
     removed.vms.append(name)
-    return removed
 
 
 @dataclass
@@ -335,19 +346,13 @@ def remove_all(api: Api, state: State, doomed: Doomed, timeout: float = 120.0, s
     """Remove what find_all found, and forget it in the state."""
     provider = api.info.name
     removed = _remove_servers_and_firewalls(api, doomed.servers, doomed.firewalls, timeout, say)
-    if doomed.key is not None and api.delete_key(doomed.key):
-        removed.keys.append(doomed.key)
-        say(f"removed the lab's SSH key {doomed.key}")
+    if doomed.key is not None:
+        _remove_key(api, doomed.key, removed, say)
     state.forget_key(provider)
     for name in doomed.names:
         record = state.vms.get(name)
-        if record and record.provider != provider:
-            continue
-        state.drop(name)
-        remove_facts(state.path.parent, name)
-        if record:
-            forget_host(state.path.parent, record.ip, plan.SSH_PORT)
-        removed.vms.append(name)
+        if not (record and record.provider != provider):  # another provider's VM of that name stays
+            _forget(state, name, removed)
     return removed
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
+from lab import ssh
 from lab.deploy import remote
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
@@ -54,13 +55,28 @@ def inventory(target: Target, known_hosts: Path) -> dict[str, Any]:
     return {"all": {"children": {"lab": {"hosts": {target.inventory_name: host}}}}}
 
 
-def extravars(settings: Settings, frameworks: list[str], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The playbooks' variables; `extra` are more of the lab role's (the ACME ones of lab.acme)."""
-    return {"lab_root": str(settings.root), "lab_frameworks": frameworks, **(extra or {})}
+Whence = tuple[str, str]  # (commit, who deploys), lab.releases.whence: what a release on the host records
+
+
+def extravars(
+    settings: Settings, frameworks: list[str], whence: Whence | None = None, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The playbooks' variables from the driver; `whence` (a deploy) is the release's commit and author,
+    which the lab role's defaults leave "unknown" for a plain ansible-playbook run without them; `extra`
+    are more of the lab role's (the ACME ones of lab.acme)."""
+    found: dict[str, Any] = {"lab_root": str(settings.root), "lab_frameworks": frameworks}
+    if whence:
+        found["lab_release_commit"], found["lab_release_by"] = whence
+    return {**found, **(extra or {})}
 
 
 def runner_kwargs(
-    settings: Settings, target: Target, playbook: str, frameworks: list[str], extra: Mapping[str, Any] | None = None
+    settings: Settings,
+    target: Target,
+    playbook: str,
+    frameworks: list[str],
+    whence: Whence | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything ansible-runner is given, built without running anything (unit-tested)."""
     state = settings.state_dir / "deploy" / target.inventory_name
@@ -68,8 +84,8 @@ def runner_kwargs(
         "private_data_dir": str(state),
         "project_dir": str(settings.root / "playbooks"),
         "playbook": playbook,
-        "inventory": inventory(target, settings.state_dir / "known_hosts"),
-        "extravars": extravars(settings, frameworks, extra),
+        "inventory": inventory(target, ssh.known_hosts_file(settings.state_dir)),
+        "extravars": extravars(settings, frameworks, whence, extra),
         "envvars": {
             "ANSIBLE_CONFIG": str(settings.root / "playbooks" / "ansible.cfg"),
             "ANSIBLE_FORCE_COLOR": "0",
@@ -119,7 +135,12 @@ def deploy_user(root: Path) -> str:
 
 
 def plain_command(
-    settings: Settings, target: Target, playbook: str, frameworks: list[str], extra: Mapping[str, Any] | None = None
+    settings: Settings,
+    target: Target,
+    playbook: str,
+    frameworks: list[str],
+    whence: Whence | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """The same run as plain ansible-playbook, with the inventory ansible-runner wrote."""
     inventory_file = (
@@ -131,7 +152,7 @@ def plain_command(
         str(inventory_file),
         f"playbooks/{playbook}",
         "-e",
-        json.dumps(extravars(settings, frameworks, extra)),
+        json.dumps(extravars(settings, frameworks, whence, extra)),
     ]
 
 
@@ -155,6 +176,7 @@ def run(
     playbook: str,
     frameworks: list[str],
     console: Console,
+    whence: Whence | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Outcome:
     import ansible_runner  # heavy import: only when deploying
@@ -195,7 +217,7 @@ def run(
                 )
             return True
 
-        kwargs = runner_kwargs(settings, target, playbook, frameworks, extra)
+        kwargs = runner_kwargs(settings, target, playbook, frameworks, whence, extra)
         Path(kwargs["private_data_dir"]).mkdir(parents=True, exist_ok=True)
         with only_environment(environment(os.environ)):
             result = ansible_runner.run(**kwargs, event_handler=on_event)

@@ -33,6 +33,7 @@ class HostEngine:
     target: Target
     config: Path  # the ssh_config written for the host
     client: docker.DockerClient
+    socket: Path  # the forwarded socket the client talks to (DOCKER_HOST=unix://… for the docker CLI)
 
     @property
     def name(self) -> str:
@@ -85,7 +86,7 @@ def connect(state_dir: Path, target: Target, timeout: float = 30) -> Iterator[Ho
                 Exit.FAILED,
                 hint="deploy there first (`lab deploy`): it installs Docker and puts the deploy user in its group",
             ) from None
-        yield HostEngine(target, config, client)
+        yield HostEngine(target, config, client, socket)
     finally:
         if client is not None:
             client.close()

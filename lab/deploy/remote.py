@@ -6,38 +6,27 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 
-from lab import commands
+from lab import commands, rollout, ssh
 from lab.constants import DATABASE
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
 from lab.run import run
-from lab.vm import keys
 
 CONNECT_TIMEOUT = 10
 
 
 def ssh_config(target: Target, known_hosts: Path) -> str:
-    """An ssh_config stanza for the target (for testinfra's ssh backend, and for people)."""
-    lines = [
-        f"Host {target.inventory_name}",
-        f"  HostName {target.host.strip('[]')}",
-        f"  Port {target.port}",
-        f"  User {target.user}",
-        "  BatchMode yes",
-        "  IdentitiesOnly yes",
-        f"  ConnectTimeout {CONNECT_TIMEOUT}",
-    ]
-    if target.key:
-        lines.append(f"  IdentityFile {target.key}")
-    options = target.ssh_options(known_hosts)
-    lines += [f"  {opt.split('=', 1)[0]} {opt.split('=', 1)[1]}" for opt in options if opt != "-o"]
-    return "\n".join(lines) + "\n"
+    """The target's ssh_config stanza (lab.ssh: the lab's options and host-key policy)."""
+    return ssh.config_stanza(
+        target.inventory_name, target.host, target.port, target.user, target.key, known_hosts, target.pinned,
+        CONNECT_TIMEOUT,
+    )  # fmt: skip
 
 
 def write_ssh_config(state_dir: Path, target: Target) -> Path:
@@ -45,7 +34,7 @@ def write_ssh_config(state_dir: Path, target: Target) -> Path:
     folder = state_dir / "deploy" / target.inventory_name
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "ssh_config"
-    config.write_text(ssh_config(target, keys.known_hosts_file(state_dir)))
+    config.write_text(ssh_config(target, ssh.known_hosts_file(state_dir)))
     return config
 
 
@@ -70,9 +59,7 @@ def login(state_dir: Path, target: Target, deploy_user: str, console: Console | 
     if result.returncode == 0:
         return target
     where = f"{target.user}@{target.inventory_name}"
-    if refusal := keys.host_key_refusal(
-        result.stderr, where, target.host, target.port, keys.known_hosts_file(state_dir)
-    ):
+    if refusal := ssh.host_key_refusal(result.stderr, where, target.host, target.port, ssh.known_hosts_file(state_dir)):
         raise refusal
     if target.user == "root" and "Permission denied" in result.stderr and deploy_user != "root":
         other = replace(target, user=deploy_user)
@@ -103,26 +90,32 @@ class RemoteDatabase:
         self.host = target.inventory_name
         self.container = container
 
-    def _sudo(self, command: str, timeout: float = 120) -> str:
-        argv = commands.ssh(self.config, self.host, f"sudo -n {command}")
-        what = f"on the host, `{command[:80]}`"
-        return run(argv, capture=True, what=what, timeout=timeout, stdin=subprocess.DEVNULL).stdout
+    def docker(
+        self, argv: Sequence[str], check: bool = True, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """argv (a docker command) as root on the host; also lab.rollout's runner for the host's engine."""
+        over_ssh = commands.ssh_sudo(self.config, self.host, argv)
+        what = f"on the host, `{shlex.join(argv)[:80]}`"
+        try:
+            return run(over_ssh, capture=True, check=check, what=what, timeout=timeout or 120, stdin=subprocess.DEVNULL)
+        except LabError:
+            if check:
+                raise
+            return subprocess.CompletedProcess(over_ssh, 124, "", "timed out")  # a probe that hangs: not ready
 
     def query(self, sql: str) -> list[list[str]]:
-        psql = ["docker", "exec", self.container, *commands.psql(DATABASE, sql)]
-        return [line.split("\t") for line in self._sudo(shlex.join(psql)).splitlines() if line]
+        psql = commands.docker_exec(self.container, commands.psql(DATABASE, sql))
+        return [line.split("\t") for line in self.docker(psql).stdout.splitlines() if line]
 
     def stop(self) -> None:
-        self._sudo(f"docker stop --time 20 {self.container}")
+        self.docker(commands.docker_stop(self.container))
 
     def start(self, timeout: float = 90) -> None:
-        self._sudo(f"docker start {self.container}")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if (
-                self._sudo(f"docker inspect --format '{{{{.State.Health.Status}}}}' {self.container}").strip()
-                == "healthy"
-            ):
-                return
-            time.sleep(1)
-        raise LabError(f"the host's database is not healthy {timeout:.0f}s after it was started", Exit.UNHEALTHY)
+        """Start it and wait as `lab up` does: lab.rollout's probe, its docker commands run over SSH."""
+        self.docker(commands.docker_start(self.container))
+        try:
+            rollout.wait_healthy([self.container], timeout, self.docker)
+        except rollout.RolloutError as error:
+            raise LabError(
+                f"the host's database did not come back after it was started: {error}", Exit.UNHEALTHY
+            ) from None

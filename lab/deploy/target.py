@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import ssh
 from lab.errors import Exit, LabError
 from lab.vm import base
 
@@ -34,22 +35,7 @@ class Target:
         return self.http_url or f"http://{self.host}"
 
     def ssh_options(self, known_hosts: Path) -> list[str]:
-        return host_key_options(known_hosts, self.pinned)
-
-
-def host_key_options(known_hosts: Path, pinned: bool) -> list[str]:
-    """The lab's one host-key policy, for every SSH it makes (Ansible, ssh_config, `lab vm ssh`, cloud):
-    the lab's own known_hosts; a machine the lab made must show the key pinned for it when it was made
-    (StrictHostKeyChecking=yes, even at first contact); any other host's key is learned at first contact
-    (trust on first use, accept-new). Either way a changed key is refused."""
-    policy = "yes" if pinned else "accept-new"
-    return ["-o", f"StrictHostKeyChecking={policy}", "-o", f"UserKnownHostsFile={known_hosts}"]
-
-
-def known_hosts_name(host: str, port: int) -> str:
-    """How known_hosts (and ssh's messages) name a host: `host`, or `[host]:port` off port 22."""
-    host = host.strip("[]")
-    return host if port == 22 else f"[{host}]:{port}"
+        return ssh.host_key_options(known_hosts, self.pinned)
 
 
 def parse(spec: str, key: Path | None = None) -> Target:

@@ -21,7 +21,8 @@ from lab.cloud import cli as cloud
 from lab.errors import Exit, LabError
 from lab.machines import registry
 from lab.options import MachineOption, NameAlias, default_vm_name, machine_name
-from lab.vm import base, commands, keys, machine
+from lab.ssh import known_hosts_file
+from lab.vm import base, commands, machine
 from lab.vm.recipe import DEBIAN, RELEASES
 
 app = typer.Typer(
@@ -131,7 +132,7 @@ def ssh(
 
 
 def ssh_argv(at: base.Endpoint, state_dir: Path, command: list[str]) -> list[str]:
-    return commands.ssh(at.key, at.ssh_port, at.user, at.host, command, known_hosts=keys.known_hosts_file(state_dir))
+    return commands.ssh(at.key, at.ssh_port, at.user, at.host, command, known_hosts=known_hosts_file(state_dir))
 
 
 @app.command()

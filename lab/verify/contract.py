@@ -135,9 +135,7 @@ class Checker:
         self.ok("json: body", _json(r) == {"message": "Hello, World!"}, f"body {r.body[:80]!r}", r.url)
 
     def db_single(self) -> None:
-        before = self.world_statements()
-        r = self.fetch("/db")
-        after = self.world_statements()
+        r, (selects, _) = self.fetch_counted("/db")
         self.headers("db", r)
         body = _json(r)
         problem = _world_problem(body) if isinstance(body, dict) else f"not a JSON object: {r.body[:80]!r}"
@@ -149,7 +147,7 @@ class Checker:
                 f"row {body} but the database holds {stored}",
                 r.url,
             )
-        self.statements("db: statements", r.url, after[0] - before[0], 1)
+        self.statements("db: statements", r.url, selects, 1)
 
     def queries(self) -> None:
         for query, count in CLAMPING.items():
@@ -159,15 +157,11 @@ class Checker:
             body = _json(r)
             problem = _rows_problem(body, count)
             self.ok(f"queries: {query or 'missing'} gives {count}", not problem, problem, r.url)
-        before = self.world_statements()
-        r = self.fetch("/queries?queries=20")
-        after = self.world_statements()
-        self.statements("queries: statements", r.url, after[0] - before[0], 20)
+        r, (selects, _) = self.fetch_counted("/queries?queries=20")
+        self.statements("queries: statements", r.url, selects, 20)
 
     def updates(self) -> None:
-        before = self.world_statements()
-        r = self.fetch("/updates?queries=5")
-        after = self.world_statements()
+        r, (selects, writes) = self.fetch_counted("/updates?queries=5")
         self.headers("updates", r)
         body = _json(r)
         problem = _rows_problem(body, 5)
@@ -181,8 +175,7 @@ class Checker:
                 "rows not written: " + ", ".join(f"id {i} says {a}, database {b}" for i, (a, b) in differ.items()),
                 r.url,
             )
-        self.statements("updates: reads", r.url, after[0] - before[0], 5)
-        writes = after[1] - before[1]
+        self.statements("updates: reads", r.url, selects, 5)
         self.ok("updates: writes", 1 <= writes <= 5, f"{writes} UPDATE statements for 5 rows (expected 1 to 5)", r.url)
         for query, count in (("queries=0", 1), ("queries=foo", 1), ("queries=501", 500)):
             r = self.fetch(f"/updates?{query}")
@@ -254,6 +247,13 @@ class Checker:
             " FROM pg_stat_statements WHERE query ILIKE '%world%' AND query NOT ILIKE '%pg_stat_statements%'"
         )
         return int(rows[0][0]), int(rows[0][1])
+
+    def fetch_counted(self, path: str) -> tuple[Response, tuple[int, int]]:
+        """The response, and the SELECTs and UPDATEs on world that the request made."""
+        before = self.world_statements()
+        r = self.fetch(path)
+        after = self.world_statements()
+        return r, (after[0] - before[0], after[1] - before[1])
 
     def statements(self, check: str, url: str, counted: int, expected: int) -> None:
         self.ok(check, counted == expected, f"{counted} SELECTs on world, expected {expected}", url)

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import time
-
 import docker
 
-from lab import commands, engine
+from lab import commands, engine, rollout
 from lab.constants import DATABASE
 from lab.errors import Exit, LabError
 
@@ -33,11 +31,9 @@ class ContainerDatabase:
         self.container.stop(timeout=20)
 
     def start(self, timeout: float = 60) -> None:
+        """Start it and wait as `lab up` does (lab.rollout: its own healthcheck, probed every 0.25 s)."""
         self.container.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.container.reload()
-            if engine.health_of(self.container) == "healthy":
-                return
-            time.sleep(0.5)
-        raise LabError(f"{self.container.name} is not healthy {timeout:.0f}s after it was started", Exit.UNHEALTHY)
+        try:
+            rollout.wait_healthy([self.container.id], timeout)
+        except rollout.RolloutError as error:
+            raise LabError(f"the database did not come back after it was started: {error}", Exit.UNHEALTHY) from None

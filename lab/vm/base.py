@@ -139,7 +139,7 @@ def kind_of(data: dict[str, Any]) -> Kind:
 @dataclass(frozen=True)
 class Endpoint:
     """How SSH and HTTP reach a machine. Every machine the lab made got its SSH host key through cloud-init,
-    pinned in .lab/known_hosts before the first contact (lab.deploy.target.host_key_options: pinned)."""
+    pinned in .lab/known_hosts before the first contact (lab.ssh.host_key_options: pinned)."""
 
     name: str
     user: str

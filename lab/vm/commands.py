@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.deploy.target import host_key_options
+from lab.commands import docker_start  # noqa: F401  (the lab's one `docker start` argv, for the VM too)
+from lab.ssh import CLIENT_OPTIONS, host_key_options
 
 LABEL = "org.framework-lab.vm"  # on the container: the VM's name
 SEED = "/var/lib/cloud/seed/nocloud"
@@ -46,11 +47,7 @@ SYSTEMD_FLAGS = (
 # The inner engine needs these on a volume, not on the container's overlay (or it falls back to vfs).
 VOLUMES = ("/var/lib/docker", "/var/lib/containerd")
 
-SSH_OPTIONS = (
-    "BatchMode=yes",  # never ask for a password
-    "IdentitiesOnly=yes",  # only the named key, not whatever an agent holds
-    "LogLevel=ERROR",  # no "Permanently added … to the list of known hosts"
-)
+SSH_OPTIONS = (*CLIENT_OPTIONS, "LogLevel=ERROR")  # no "Permanently added … to the list of known hosts"
 
 
 @dataclass(frozen=True)
@@ -75,10 +72,6 @@ def docker_run(vm: Container) -> list[str]:
     argv += ["--publish", f"{vm.host}:{vm.ssh_port}:22", "--publish", f"{vm.host}:{vm.http_port}:80"]
     argv += ["--publish", f"{vm.host}:{https_port(vm.http_port)}:443"]
     return [*argv, vm.image]
-
-
-def docker_start(name: str) -> list[str]:
-    return ["docker", "start", name]
 
 
 def docker_rm(name: str) -> list[str]:

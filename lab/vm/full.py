@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lab import portcheck
+from lab import portcheck, ssh
 from lab.errors import Exit, LabError
 from lab.settings import Settings
 from lab.vm import base, cloudinit, disk, hosttools, keys, machine, qemu, ready
@@ -260,7 +260,7 @@ def _create(
     try:
         host_key = keys.make_host_key(f"{name} host key")
         write_seed_iso(where["seed_dir"], where["seed"], pair.public, host_key, name)
-        keys.pin_host_key(keys.known_hosts_file(settings.state_dir), machine.HOST, ssh_port, host_key.public)
+        keys.pin_host_key(ssh.known_hosts_file(settings.state_dir), machine.HOST, ssh_port, host_key.public)
         _run(qemu.qemu_img_overlay(images.base, where["disk"]), "qemu-img create (the VM's overlay)")
         spec.save(folder)
         machine.save(settings, vm)

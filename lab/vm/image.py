@@ -22,6 +22,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from lab import baseimage
 from lab import commands as labcommands
 from lab.errors import Exit, LabError
 from lab.vm import commands
@@ -148,12 +149,7 @@ def link_units(rootfs: Path, recipe: Recipe) -> None:
 
 
 def clean(rootfs: Path) -> None:
-    for pattern in CLEAN:
-        for path in rootfs.glob(pattern):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+    baseimage.remove_paths(rootfs, CLEAN)
 
 
 def first_boot_ready(rootfs: Path) -> None:

@@ -5,14 +5,13 @@ cloud-init and pinned in .lab/known_hosts before the first contact."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.deploy.target import known_hosts_name
 from lab.errors import Exit, LabError
+from lab.ssh import known_hosts_name
 from lab.vm import commands
 
 KEY_NAME = "id_ed25519"
@@ -84,10 +83,6 @@ class HostKey:
     public: str  # "ssh-ed25519 AAAA… comment"
 
 
-def known_hosts_file(state_dir: Path) -> Path:
-    return state_dir / "known_hosts"
-
-
 def make_host_key(comment: str) -> HostKey:
     """A new ed25519 host key pair, made in a private temporary folder that is removed at once."""
     with tempfile.TemporaryDirectory(prefix="lab-hostkey-") as folder:
@@ -113,30 +108,3 @@ def pin_host_key(known_hosts: Path, host: str, port: int, public: str) -> None:
     kind, blob = public.split()[:2]
     with known_hosts.open("a") as file:
         file.write(f"{known_hosts_name(host, port)} {kind} {blob}\n")
-
-
-_OFFENDING = re.compile(r"Offending \S+ key in (\S+):(\d+)")
-
-
-def host_key_refusal(stderr: str, where: str, host: str, port: int, known_hosts: Path) -> LabError | None:
-    """ssh's refusal of a host key, as one clear error naming the host and the known_hosts line; None when
-    ssh failed for another reason."""
-    name = known_hosts_name(host, port)
-    forget = f"ssh-keygen -f {known_hosts} -R '{name}'"
-    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr or "has changed and you have requested strict" in stderr:
-        found = _OFFENDING.search(stderr)
-        line = f"line {found.group(2)} of {found.group(1)}" if found else f"its line in {known_hosts}"
-        return LabError(
-            f"{where}: the host key of {name} is not the one the lab knows: refusing to connect, nothing was sent",
-            Exit.FAILED,
-            hint=f"if {name} was rebuilt on purpose, remove {line} ({forget}) and try again; "
-            "if not, someone may be in between",
-        )
-    if "host key is known for" in stderr or "Host key verification failed" in stderr:
-        return LabError(
-            f"{where}: no host key of {name} is pinned in {known_hosts}: refusing to connect",
-            Exit.FAILED,
-            hint="a machine the lab made has its key pinned when it is made: make it again "
-            "(`lab vm down` and `lab vm up`)",
-        )
-    return None

@@ -21,7 +21,7 @@ from docker.models.containers import Container
 from rich.console import Console
 
 from lab import engine as labengine
-from lab import portcheck
+from lab import portcheck, ssh
 from lab.errors import Exit, LabError
 from lab.settings import Settings
 from lab.vm import base, cloudinit, commands, image, keys, ready
@@ -85,7 +85,7 @@ class Vm:
         return cls(at.name, at.ssh_port, at.http_port, at.key, at.host, at.user, kind, debian)
 
     def target(self, settings: Settings) -> ready.Target:
-        return ready.Target(self.key, self.ssh_port, self.user, self.host, keys.known_hosts_file(settings.state_dir))
+        return ready.Target(self.key, self.ssh_port, self.user, self.host, ssh.known_hosts_file(settings.state_dir))
 
 
 @dataclass(frozen=True)
@@ -267,7 +267,7 @@ def _create(
     vm = Vm(name, ssh_port, http_port, pair.private, debian=debian)
     host_key = keys.make_host_key(f"{name} host key")
     cloudinit.write_seed(folder / "seed", pair.public, host_key, f"{name}-{uuid.uuid4().hex[:12]}", name)
-    keys.pin_host_key(keys.known_hosts_file(settings.state_dir), HOST, ssh_port, host_key.public)
+    keys.pin_host_key(ssh.known_hosts_file(settings.state_dir), HOST, ssh_port, host_key.public)
     spec = commands.Container(name, tag, HOST, ssh_port, http_port, folder / "seed")
     try:
         _docker(commands.docker_run(spec), f"docker run {name}")
@@ -298,7 +298,7 @@ def forget_host_key(settings: Settings, name: str) -> None:
     """The host key pinned for the VM goes with it (the next VM on that port gets its own)."""
     with contextlib.suppress(LabError):
         if vm := load(settings, name):
-            keys.forget_host_key(keys.known_hosts_file(settings.state_dir), vm.host, vm.ssh_port)
+            keys.forget_host_key(ssh.known_hosts_file(settings.state_dir), vm.host, vm.ssh_port)
 
 
 def status(settings: Settings, name: str = NAME) -> dict[str, object]:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from lab import ssh
 from lab.errors import Exit, LabError
-from lab.vm import commands, keys
+from lab.vm import commands
 
 # One round trip: wait for cloud-init (bounded by the caller's timeout), then try sudo.
 PROBE = 'cloud-init status --wait >/dev/null 2>&1; echo "cloud-init=$?"; sudo -n true && echo sudo=ok'
@@ -24,7 +25,7 @@ class Target:
     port: int
     user: str
     host: str = "127.0.0.1"
-    known_hosts: Path = Path("/dev/null")  # where its pinned host key is (lab.vm.keys.known_hosts_file)
+    known_hosts: Path = Path("/dev/null")  # where its pinned host key is (lab.ssh.known_hosts_file)
 
     def ssh(self, *command: str, connect_timeout: int = 5) -> list[str]:
         return commands.ssh(
@@ -70,7 +71,7 @@ def wait(target: Target, timeout: float, console: Console, started: float | None
                 last = "cloud-init was still running"
                 break
             if result.returncode == 255:  # ssh itself: not listening yet, or the user/key not there yet
-                if refusal := keys.host_key_refusal(result.stderr, where, target.host, target.port, target.known_hosts):
+                if refusal := ssh.host_key_refusal(result.stderr, where, target.host, target.port, target.known_hosts):
                     raise refusal  # a host key that is not the pinned one never becomes right by waiting
                 last = (result.stderr.strip().splitlines() or ["ssh failed"])[-1]
                 status.update(f"waiting for SSH on {where} ({time.monotonic() - started:.0f}s: {last})")

@@ -8,7 +8,6 @@ import tomllib
 
 import pytest
 
-from lab.composefile import HTTPS_PORT
 from tests.infra.conftest import by_kind, docker
 
 HEALTHCHECK_PROCESSES = ("lab-healthcheck", "pg_isready", "render-upstreams")
@@ -110,7 +109,7 @@ def test_each_container_listens_only_on_its_port(containers, inside):
         port = c.env.get("LAB_APP_PORT", c.manifest.get("port", 0)) if c.kind == "app" else c.manifest["port"]
         expected = {int(port)}
         if c.kind == "proxy":
-            expected.add(HTTPS_PORT)
+            expected.add(int(c.manifest["https_port"]))
         found = listening_ports(inside(c))
         if found != expected:
             problems.append(f"{c.name}: listens on {sorted(found)}, expected {sorted(expected)}")
@@ -138,7 +137,7 @@ def test_only_nginx_publishes_a_port_on_the_configured_address(containers, nginx
         if c is nginx:
             assert ports == {
                 f"{nginx.manifest['port']}/tcp": [{"HostIp": lab["bind"], "HostPort": lab["port"]}],
-                f"{HTTPS_PORT}/tcp": [{"HostIp": lab["bind"], "HostPort": lab["https_port"]}],
+                f"{nginx.manifest['https_port']}/tcp": [{"HostIp": lab["bind"], "HostPort": lab["https_port"]}],
             }
         else:
             assert ports == {}, f"{c.name} publishes {ports}"

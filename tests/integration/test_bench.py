@@ -189,6 +189,22 @@ def test_compare_of_a_run_with_itself_changes_nothing(bench_run, bench_lab):
     assert rows and all(r["change"] == 0 and r["verdict"] == "no noise band" for r in rows)
 
 
+def test_restart_waits_as_lab_up_does_and_times_the_start(bench_lab, apps, engine, tmp_path):
+    """`--restart`: the framework is restarted and waited for with lab.rollout's probe, then measured; its
+    start is timed every time (the promise of --restart), by that probe."""
+    folder = tmp_path / "out"
+    argv = [*bench_argv(), apps[0], "--restart", "--tests", "plaintext", "--duration", "1", "--concurrency", "4"]
+    argv += ["--pause", "0", "--out", str(folder)]
+    result = subprocess.run(argv, cwd=ROOT, env=bench_lab, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"lab bench --restart failed:\n{result.stdout}\n{result.stderr[-3000:]}"
+    assert f"restarting {apps[0]}" in result.stderr
+    (framework,) = json.loads((folder / "results.json").read_text())["frameworks"]
+    assert framework["startup_s"] is not None and 0 < framework["startup_s"] < 300, framework
+    assert framework["startup_note"] == "" and framework["measured"]
+    container = engine.containers.get(f"{PROJECT}-{apps[0]}-1")
+    assert container.status == "running"
+
+
 def test_unknown_framework_is_a_usage_error(bench_lab):
     result = subprocess.run(
         [*bench_argv(), "nosuchframework", "--duration", "1"], cwd=ROOT, env=bench_lab, capture_output=True, text=True

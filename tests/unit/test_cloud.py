@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lab import ssh
 from lab.cloud import lifecycle, plan, providers, ratelimit, state
 from lab.cloud import token as tokenlib
 from lab.deploy import target as targetlib
@@ -282,14 +283,14 @@ def test_remove_facts_leaves_a_local_stand_in_alone(tmp_path):
 def test_forget_host_argv():
     """Cloud addresses are handed out again: the old key goes (keys.forget_host_key runs this argv)."""
     forget = vmcommands.ssh_keygen_forget
-    assert forget(Path("/k"), keys.known_hosts_name("203.0.113.7", 22)) == [
+    assert forget(Path("/k"), ssh.known_hosts_name("203.0.113.7", 22)) == [
         "ssh-keygen",
         "-f",
         "/k",
         "-R",
         "203.0.113.7",
     ]
-    assert forget(Path("/k"), keys.known_hosts_name("127.0.0.1", 2222))[-1] == "[127.0.0.1]:2222"
+    assert forget(Path("/k"), ssh.known_hosts_name("127.0.0.1", 2222))[-1] == "[127.0.0.1]:2222"
 
 
 def test_removed_summary():

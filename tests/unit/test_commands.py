@@ -97,3 +97,8 @@ def test_ship_image_argv_ends_with_the_ssh_command():
     config = Path("/c/ssh_config")
     argv = commands.ship_image(Path("/srv/ship-image"), ["framework-lab/wrk:latest"], config, "web1")
     assert argv == ["/srv/ship-image", "framework-lab/wrk:latest", "--", "ssh", "-F", "/c/ssh_config", "web1"]
+
+
+def test_docker_stop_and_start():
+    assert commands.docker_stop("p-postgres-1") == ["docker", "stop", "--time", "20", "p-postgres-1"]
+    assert commands.docker_start("p-postgres-1") == ["docker", "start", "p-postgres-1"]

@@ -63,6 +63,17 @@ def test_nginx_listens_on_the_port_of_its_manifest_only(root):
             assert str(proxy.port) not in path.read_text(errors="replace"), f"{path} writes the port again"
 
 
+def test_nginx_listens_for_https_on_the_port_of_its_manifest_only(root):
+    """Its HTTPS port too is written once, in stack.toml (https_port): not in its configuration, not in lab/."""
+    proxy = stacklib.one(stacklib.discover(root / "stacks"), "proxy")
+    nginx = rendered(root)["services"][proxy.name]
+    assert nginx["environment"]["LAB_LISTEN_HTTPS_PORT"] == str(proxy.https_port)
+    assert nginx["ports"][1].endswith(f":{proxy.https_port}")
+    for path in [*proxy.path.rglob("*"), root / "lab" / "composefile.py"]:
+        if path.is_file() and path.name != "stack.toml":
+            assert str(proxy.https_port) not in path.read_text(errors="replace"), f"{path} writes the port again"
+
+
 def test_database_is_on_an_internal_network_only(root):
     compose = rendered(root)
     assert compose["services"]["postgres"]["networks"] == ["data"]

@@ -5,8 +5,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
-from lab import commands
+from lab import commands, ssh
 from lab.deploy import ansible, remote, target
 from lab.errors import Exit, LabError
 from lab.settings import Settings
@@ -94,6 +95,22 @@ def test_inventory_and_runner_arguments():
     ]
 
 
+def test_a_deploy_hands_the_release_its_commit_computed_once():
+    """The commit (and who deploys) a host's release records is lab.releases.whence's, passed as extra
+    variables, also in the printed ansible-playbook command; the role computes none of its own and records
+    "unknown" for a plain run that does not pass them."""
+    t = target.Target("deploy", "203.0.113.10")
+    kwargs = ansible.runner_kwargs(S, t, "site.yml", [], ("v1-3-gabc123", "me@here"))
+    assert kwargs["extravars"] == {
+        "lab_root": "/srv/lab", "lab_frameworks": [], "lab_release_commit": "v1-3-gabc123", "lab_release_by": "me@here",
+    }  # fmt: skip
+    assert json.loads(ansible.plain_command(S, t, "site.yml", [], ("c", "b"))[-1])["lab_release_commit"] == "c"
+    defaults = yaml.safe_load((ROOT / "playbooks" / "roles" / "lab" / "defaults" / "main.yml").read_text())
+    assert (defaults["lab_release_commit"], defaults["lab_release_by"]) == ("unknown", "unknown")
+    for path in (ROOT / "playbooks").rglob("*.yml"):
+        assert "describe" not in path.read_text(), f"{path} computes a commit of its own"
+
+
 def test_one_host_key_policy_for_every_target():
     """A machine the lab made shows its pinned key or is refused, even at first contact; another host's key
     is learned at first contact and a changed one refused. Never `no`, never /dev/null."""
@@ -104,8 +121,8 @@ def test_one_host_key_policy_for_every_target():
     text = remote.ssh_config(made, Path("/kh"))
     assert "  StrictHostKeyChecking yes" in text and "  UserKnownHostsFile /kh" in text
     assert vmcommands.ssh(Path("/k"), 2222, "lab", known_hosts=Path("/kh"))[5:9] == made.ssh_options(Path("/kh"))
-    assert target.known_hosts_name("127.0.0.1", 2222) == "[127.0.0.1]:2222"
-    assert target.known_hosts_name("[2001:db8::1]", 22) == "2001:db8::1"
+    assert ssh.known_hosts_name("127.0.0.1", 2222) == "[127.0.0.1]:2222"
+    assert ssh.known_hosts_name("[2001:db8::1]", 22) == "2001:db8::1"
 
 
 def test_ansible_checks_host_keys():
@@ -250,11 +267,11 @@ Host key verification failed.
 
 def test_a_changed_host_key_is_one_clear_error():
     known = Path("/srv/lab/.lab/known_hosts")
-    error = keys.host_key_refusal(CHANGED, "lab@vm", "127.0.0.1", 2222, known)
+    error = ssh.host_key_refusal(CHANGED, "lab@vm", "127.0.0.1", 2222, known)
     assert error is not None and error.code == Exit.FAILED
     assert "lab@vm" in error.message and "[127.0.0.1]:2222" in error.message and "refusing" in error.message
     assert "line 3 of /srv/lab/.lab/known_hosts" in error.hint
     assert "ssh-keygen -f /srv/lab/.lab/known_hosts -R '[127.0.0.1]:2222'" in error.hint
     unknown = "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\n"
-    assert "no host key" in keys.host_key_refusal(unknown, "vm", "127.0.0.1", 2222, known).message
-    assert keys.host_key_refusal("lab@127.0.0.1: Permission denied (publickey).", "vm", "h", 22, known) is None
+    assert "no host key" in ssh.host_key_refusal(unknown, "vm", "127.0.0.1", 2222, known).message
+    assert ssh.host_key_refusal("lab@127.0.0.1: Permission denied (publickey).", "vm", "h", 22, known) is None

@@ -1,6 +1,7 @@
-"""The shape of lab/: no import cycles (module imports anywhere in a file count, also those inside functions),
-the machine packages layered one way (lab.vm ← lab.cloud ← lab.machines), every machine module importable
-on its own, no module calling another's private function, and the machine record's path built in one place."""
+"""The shape of lab/: no import cycles, between modules or between packages (module imports anywhere in a
+file count, also those inside functions), the machine packages layered one way (lab.vm ← lab.cloud ←
+lab.machines), every machine module importable on its own, no module calling another's private function,
+and the machine record's path built in one place."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "lab"
 
 
-def modules() -> dict[str, Path]:
+def modules(lab: Path = LAB) -> dict[str, Path]:
     found = {}
-    for path in sorted(LAB.rglob("*.py")):
-        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    for path in sorted(lab.rglob("*.py")):
+        parts = list(path.relative_to(lab.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
         found[".".join(parts)] = path
@@ -37,8 +38,8 @@ def imports(path: Path, known: dict[str, Path]) -> set[str]:
     return found
 
 
-def graph() -> dict[str, set[str]]:
-    known = modules()
+def graph(lab: Path = LAB) -> dict[str, set[str]]:
+    known = modules(lab)
     # A package's __main__ is an entry point (`python -m lab.vm`): nothing imports it, so it closes no cycle.
     return {name: imports(path, known) - {name} for name, path in known.items() if not name.endswith(".__main__")}
 
@@ -66,6 +67,19 @@ def cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def packages(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The same imports between lab's subpackages and top-level modules: lab.deploy.remote importing
+    lab.vm.keys is lab.deploy importing lab.vm. A cycle here is layers that know each other, even where no
+    module imports itself round about."""
+    found: dict[str, set[str]] = {}
+    for module, targets in edges.items():
+        package = ".".join(module.split(".")[:2])
+        found.setdefault(package, set()).update(
+            t for t in (".".join(t.split(".")[:2]) for t in targets) if t != package
+        )
+    return found
+
+
 def test_the_cycle_finder_finds_one():
     assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
@@ -73,6 +87,28 @@ def test_the_cycle_finder_finds_one():
 
 def test_no_module_imports_itself_round_about():
     assert cycle(graph()) is None
+
+
+def test_a_cycle_between_packages_is_found_where_modules_have_none(tmp_path):
+    """The shape lab.vm and lab.deploy had: vm.keys imported deploy.target, deploy.remote imported vm.keys."""
+    lab = tmp_path / "lab"
+    for name, text in {
+        "__init__.py": "",
+        "vm/__init__.py": "",
+        "vm/keys.py": "from lab.deploy.target import known_hosts_name\n",
+        "deploy/__init__.py": "",
+        "deploy/target.py": "",
+        "deploy/remote.py": "def login():\n    from lab.vm import keys\n",
+    }.items():
+        (lab / name).parent.mkdir(parents=True, exist_ok=True)
+        (lab / name).write_text(text)
+    assert cycle(graph(lab)) is None
+    assert cycle(packages(graph(lab))) == ["lab.deploy", "lab.vm", "lab.deploy"]
+
+
+def test_no_package_imports_itself_round_about():
+    """Layers import downwards only: no cycle among lab's subpackages (and top-level modules)."""
+    assert cycle(packages(graph())) is None
 
 
 def test_the_machine_packages_are_layered_one_way():

@@ -113,6 +113,8 @@ def copy_as_new_framework(folder: Path) -> None:
         ("app1", 'name = "app1"\nkind = "lambda"\ntitle = "X"\n', "kind = 'lambda'"),
         ("app1", 'name = "app1"\nkind = "app"\ntitle = "X"\n', "an app needs port, package, server, servers"),
         ("app1", 'name = "app1"\nkind = "app"\ntitle = "X"\ncolour = 1\n', "unknown key(s) colour"),
+        ("front", 'name = "front"\nkind = "proxy"\ntitle = "X"\nport = 80\n', "a proxy needs https_port"),
+        ("front", 'name = "front"\nkind = "proxy"\ntitle = "X"\nport = 80\nhttps_port = 0\n', "not a port"),
         ("app1", 'name = "app1"\nkind = "app"\ntitle = "X"\nport = 0\npackage = "x"\nserver = "y"\n', "not a port"),
         ("app1", "name = \n", "not valid TOML"),
         ("app1", 'name = "app1"\nkind = "app"\n' + APP_KEYS, "missing title"),
