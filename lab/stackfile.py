@@ -66,10 +66,12 @@ def secret_name(name: str, digest: str, project: str = PROJECT) -> str:
 
 
 def _limits(stack: Stack) -> dict[str, Any]:
+    """Memory and CPU as in the compose file. A pids limit is not in the stack file format (docker stack
+    deploy refuses `pids`): on a swarm, the memory limit is what stops a runaway."""
     limits: dict[str, Any] = {"memory": stack.limits.memory}
     if stack.limits.cpus:
         limits["cpus"] = f"{stack.limits.cpus:g}"
-    return {"limits": {**limits, "pids": stack.limits.pids}}
+    return {"limits": limits}
 
 
 def _tmp(stack: Stack, target: str = "/tmp") -> dict[str, Any]:
