@@ -158,3 +158,17 @@ def test_database_container_command():
     assert swarm.database_container_command("postgres") == (
         "sudo docker ps --quiet --filter label=com.docker.swarm.service.name=framework-lab_postgres"
     )
+
+
+def test_swarm_deploy_reads_dockers_utc_times():
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.SourceFileLoader(
+        "swarm_deploy", str(ROOT / "playbooks/roles/swarm/files/swarm-deploy")
+    )
+    script = importlib.util.module_from_spec(importlib.util.spec_from_loader("swarm_deploy", loader))
+    loader.exec_module(script)
+    assert script.since("2026-12-02T15:40:01.123456789Z") == 1796226001
+    assert script.since("") == 0.0
+    assert script.since("0001-01-01T00:00:00Z") < 0  # Docker's zero time: never this deploy's
