@@ -1,14 +1,17 @@
 """The lab as a Docker Swarm on three local stand-ins, end to end, with failures (opt-in: LAB_TEST_SWARM=1; it
-takes several minutes on the 2-core CI machines). Its own names, ports and LAB_HOME, so a developer's VMs and
-state are left alone; everything it starts (the stand-ins with their engines and volumes, their network, the
-test's images) is removed at the end whatever happens, by label and name, not by the code under test.
+takes several minutes on the 2-core CI machines). Its own stand-ins' names and ports, so a developer's VMs are
+left alone (the deploy needs the checkout, so its state is the checkout's .lab, as in test_deploy); everything it
+starts (the stand-ins with their engines and volumes, their network, the test's images and tags) is removed at
+the end whatever happens, by label and name, not by the code under test. LAB_TEST_SWARM_PREFIX,
+LAB_TEST_SWARM_SSH_PORT and LAB_TEST_SWARM_HTTP_PORT name other stand-ins (e.g. ones `lab vm up --count 3`
+made: the test then finds them up and redeploys; they are removed at the end too).
 
 What it holds the lab to (issue 14): any node's port 80 serves every framework; `lab ps` shows where each task
 runs; a redeploy with no change updates no service and changes no task; `lab verify` through every node; `lab
 scale`; a rolling update under load fails no request; a broken image is rolled back by the swarm itself, the
 deploy exits non-zero and no request fails; a worker lost: its tasks move and the contract passes through the
 other nodes within 60 s. The figures (fresh stand-ins to all healthy, rolling update, node-loss recovery, the
-requests that failed meanwhile) are printed and written to the test's LAB_HOME/swarm-figures.json.
+requests that failed meanwhile) are printed and written to .lab/swarm/figures.json.
 
 LAB_TEST_SWARM_FRAMEWORKS (default "flask bottle") names the frameworks it deploys; the first is the one
 scaled, updated, broken and moved.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -29,17 +33,19 @@ from pathlib import Path
 import docker
 import pytest
 
+from lab import stackfile
 from lab.vm import commands
 
 ROOT = Path(__file__).resolve().parents[2]
-PREFIX = "lab-test-swarm"
+PREFIX = os.environ.get("LAB_TEST_SWARM_PREFIX", "lab-test-swarm")
 NODES = [f"{PREFIX}-{i}" for i in (1, 2, 3)]
 NETWORK = f"{PREFIX}-net"
-SSH_PORT, HTTP_PORT = 42251, 48211
+SSH_PORT = int(os.environ.get("LAB_TEST_SWARM_SSH_PORT", "42251"))
+HTTP_PORT = int(os.environ.get("LAB_TEST_SWARM_HTTP_PORT", "48211"))
 PORTS = [HTTP_PORT + i for i in range(3)]
 FRAMEWORKS = os.environ.get("LAB_TEST_SWARM_FRAMEWORKS", "flask bottle").split()
 FW = FRAMEWORKS[0]
-TEST_IMAGES = f"{PREFIX}/{FW}"  # the changed and the broken image the test builds FROM the framework's
+TEST_IMAGES = f"lab-test-swarm/{FW}"  # the changed and the broken image the test builds FROM the framework's
 VMS = [word for node in NODES for word in ("--vm", node)]
 LAB = [sys.executable, "-m", "lab.cli"]
 FIGURES: dict[str, object] = {}
@@ -51,13 +57,13 @@ pytestmark = [
 
 
 def run(home: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LAB_HOME": str(home), "LAB_PROJECT": "lab-test-swarm", "LAB_PORT": "48090"}
-    env["LAB_HTTPS_PORT"] = "48490"
+    env = {k: v for k, v in os.environ.items() if k != "LAB_HOME"}
+    env |= {"LAB_PROJECT": "lab-test-swarm", "LAB_PORT": "48090", "LAB_HTTPS_PORT": "48490"}
     return subprocess.run([*LAB, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def vm(home: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LAB_HOME": str(home)}
+    env = {k: v for k, v in os.environ.items() if k != "LAB_HOME"}
     argv = [sys.executable, "-m", "lab.vm", *args]
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -141,8 +147,8 @@ def running(rows: list[dict], service: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("lab-home")
+def home() -> Path:
+    return ROOT
 
 
 @pytest.fixture(scope="module")
@@ -173,8 +179,11 @@ def swarm(engine, home):
         yield deploy
     finally:
         print("\nswarm figures:", json.dumps(FIGURES, indent=2))
-        (home / "swarm-figures.json").write_text(json.dumps(FIGURES, indent=2))
-        vm(home, "down", "--all", timeout=300)
+        (home / ".lab/swarm").mkdir(parents=True, exist_ok=True)
+        (home / ".lab/swarm/figures.json").write_text(json.dumps(FIGURES, indent=2))
+        for node in NODES:  # these stand-ins only: a developer's other machines stay
+            vm(home, "down", node, timeout=300)
+        shutil.rmtree(home / ".lab/swarm" / NODES[0], ignore_errors=True)  # its recorded replicas
         remove_everything(engine)
 
 
@@ -232,7 +241,7 @@ def test_a_rolling_update_under_load_fails_no_request(swarm, home):
     assert len(images) == 1 and images.pop().startswith(f"{TEST_IMAGES}:id-")
 
 
-def test_a_broken_image_is_rolled_back_by_the_swarm(swarm, home):
+def test_a_broken_image_is_rolled_back_by_the_swarm(swarm, home, engine):
     broken = "HEALTHCHECK --interval=2s --timeout=2s --start-period=2s --retries=2 CMD false"
     build_image(f"{TEST_IMAGES}:broken", f"FROM framework-lab/{FW}:latest\n{broken}\n")
     with Load(PORTS, f"/{FW}/json") as load:
@@ -241,8 +250,11 @@ def test_a_broken_image_is_rolled_back_by_the_swarm(swarm, home):
     assert result.returncode != 0
     assert f"framework-lab_{FW}" in result.stderr and "rolled_back" in result.stderr, result.stderr
     assert load.failed == 0, load.failures[:20]
+    changed, broken_ref = (
+        stackfile.image_tag(TEST_IMAGES, engine.images.get(f"{TEST_IMAGES}:{tag}").id) for tag in ("changed", "broken")
+    )
     images = {r["image"] for r in tasks(home) if r["service"] == FW and r["state"].startswith("Running")}
-    assert images and all(not image.startswith(f"{TEST_IMAGES}:id-") or "broken" not in image for image in images)
+    assert images == {changed}, f"after the rollback: {images} (the broken one is {broken_ref})"
     assert all(get(port, f"/{FW}/json") == 200 for port in PORTS)
 
 
