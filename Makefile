@@ -7,7 +7,7 @@ up:
 
 test:
 	scripts/bootstrap
-	.venv/bin/ruff check lab tests stacks playbooks/roles/lab/files/ship-image
+	.venv/bin/ruff check lab tests stacks playbooks/roles/lab/files/ship-image playbooks/roles/swarm/files/swarm-deploy
 	cd playbooks && PATH="$(CURDIR)/.venv/bin:$$PATH" ansible-lint --profile production --nocolor -q .
 	.venv/bin/pytest
 
@@ -15,7 +15,7 @@ unit:
 	.venv/bin/pytest tests/unit
 
 lint:
-	.venv/bin/ruff check lab tests stacks playbooks/roles/lab/files/ship-image
+	.venv/bin/ruff check lab tests stacks playbooks/roles/lab/files/ship-image playbooks/roles/swarm/files/swarm-deploy
 	cd playbooks && PATH="$(CURDIR)/.venv/bin:$$PATH" ansible-lint --profile production --nocolor -q .
 	.venv/bin/ruff format --check lab tests
 

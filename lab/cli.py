@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -19,16 +20,26 @@ from lab import settings as settingslib
 from lab import stacks as stacklib
 from lab.backup import cli as backup_cli
 from lab.bench import cli as bench_cli
-from lab.deploy import ansible
+from lab.deploy import ansible, remote
+from lab.deploy import swarm as swarm_lib
 from lab.deploy import target as target_lib
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
 from lab.local import Lab
 from lab.machines import cli as machines_cli
-from lab.options import Frameworks, HostOption, JsonFlag, KeyOption, VmOption, default_vm_name
+from lab.options import (
+    Frameworks,
+    HostOption,
+    HostsOption,
+    JsonFlag,
+    KeyOption,
+    VmOption,
+    VmsOption,
+    default_vm_name,
+)
+from lab.verify import contract, report
 from lab.verify import local as local_verify
 from lab.verify import remote as remote_verify
-from lab.verify import report
 from lab.verify import tls as tls_checks
 
 app = typer.Typer(
@@ -145,10 +156,48 @@ def down(volumes: Annotated[bool, typer.Option("--volumes", help="Also remove th
 
 
 @app.command()
-def ps(as_json: JsonFlag = False) -> None:
-    """Show each stack's state and URL."""
+def ps(as_json: JsonFlag = False, host: HostsOption = None, key: KeyOption = None, vm: VmsOption = None) -> None:
+    """Show each stack's state and URL; on a swarm (--vm/--host: its manager first), every task and its node."""
     lab = _lab()
-    _print_rows(lab.rows(engine.client()), as_json)
+    targets = target_lib.resolve_many(lab.settings.state_dir, host, key, vm, required=False)
+    if not targets:
+        _print_rows(lab.rows(engine.client()), as_json)
+        return
+    rows = swarm_lib.parse_ps(swarm_lib.on_manager(lab.settings, targets[0], swarm_lib.ps_command(), timeout=60))
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("service", "node", "state", "task", "image")
+    for row in sorted(rows, key=lambda r: (r["service"], r["node"])):
+        colour = "green" if row["state"].startswith("Running") else "yellow"
+        table.add_row(row["service"], row["node"], f"[{colour}]{row['state']}[/]", row["task"], row["image"])
+    out.print(table)
+    per_node: dict[str, int] = {}
+    for row in rows:
+        per_node[row["node"]] = per_node.get(row["node"], 0) + 1
+    out.print("tasks per node: " + ", ".join(f"{node} {count}" for node, count in sorted(per_node.items())))
+
+
+@app.command()
+def scale(
+    specs: Annotated[list[str], typer.Argument(metavar="FRAMEWORK=N…", help="Replicas wanted, e.g. NAME=3.")],
+    host: HostsOption = None,
+    key: KeyOption = None,
+    vm: VmsOption = None,
+) -> None:
+    """Set the replicas of frameworks on a swarm (its manager: the first --vm/--host) and wait until they
+    run; later deploys keep them."""
+    lab = _lab()
+    wanted = swarm_lib.parse_scale(specs, [a.name for a in stacklib.apps(lab.stacks)])
+    manager = target_lib.resolve_many(lab.settings.state_dir, host, key, vm)[0]
+    started = time.monotonic()
+    with lab.locked():
+        swarm_lib.on_manager(lab.settings, manager, swarm_lib.scale_command(wanted), timeout=600)
+        swarm_lib.save_replicas(
+            lab.settings.state_dir, manager, swarm_lib.load_replicas(lab.settings.state_dir, manager) | wanted
+        )
+    changes = ", ".join(f"{name}={count}" for name, count in sorted(wanted.items()))
+    out.print(f"scaled {changes} on {manager.inventory_name} in {time.monotonic() - started:.0f}s")
 
 
 @app.command()
@@ -193,9 +242,9 @@ def verify(
         bool, typer.Option("--keep-database", help="Skip the check that stops and restarts PostgreSQL.")
     ] = False,
     infra: Annotated[bool, typer.Option(help="Run the testinfra host checks (tests/infra) too.")] = True,
-    host: HostOption = None,
+    host: HostsOption = None,
     key: KeyOption = None,
-    vm: VmOption = None,
+    vm: VmsOption = None,
     ca: Annotated[
         Path | None,
         typer.Option(
@@ -204,19 +253,27 @@ def verify(
             "with --domain.",
         ),
     ] = None,
+    swarm: Annotated[
+        bool,
+        typer.Option("--swarm", help="The servers are a swarm (implied by several); the first holds the database."),
+    ] = False,
 ) -> None:
     """Check every framework against the contract through nginx, and the hosts with testinfra
-    (this machine's lab, or a deployed host with --host / --vm)."""
+    (this machine's lab, or a deployed host with --host / --vm; a swarm: through each node's nginx)."""
     lab = _lab()
     apps = stacklib.select(lab.stacks, frameworks or [])
-    target = _target(lab, host, key, vm, required=False)
+    targets = target_lib.resolve_many(lab.settings.state_dir, host, key, vm, required=False)
+    target = targets[0] if targets else None
     if ca is not None and not ca.is_file():
         raise LabError(f"--ca {ca}: no such file", Exit.USAGE)
     promised = acme_lib.recorded(lab.settings.state_dir, target.inventory_name) if target else None
     if ca is not None and promised is None:
         raise LabError("--ca goes with a host deployed with --domain (it checks the domain's certificate)", Exit.USAGE)
     started = time.monotonic()
-    if target is None:
+    if swarm or len(targets) > 1:
+        results = _verify_swarm(lab, targets, apps)
+        infra_code = 0
+    elif target is None:
         client = engine.client()
         results = local_verify.contract_results(lab, client, apps, restart_db=not keep_database, console=console)
         results += tls_checks.check(tls_checks.local_promise(lab.settings))
@@ -242,6 +299,24 @@ def verify(
         raise typer.Exit(Exit.FAILED)
 
 
+def _verify_swarm(lab: Lab, targets: list[Target], apps: list[stacklib.Stack]) -> list[contract.Result]:
+    """The contract through every node's nginx (each serves every framework), the database read on the first.
+    Its stop-and-start check is left out (the swarm would start a new task, not the same container), and so
+    is testinfra (tests/infra checks one compose host)."""
+    if not targets:
+        raise LabError("--swarm: name its servers with --vm or --host", Exit.USAGE)
+    user = ansible.deploy_user(lab.settings.root)
+    nodes = [remote.login(lab.settings.state_dir, t, user, console) for t in targets]
+    db = swarm_lib.database(lab.settings, nodes[0], lab.database.name)
+    results = []
+    for node in nodes:
+        with console.status(f"verifying {node.inventory_name} …"):
+            found = contract.verify(node.url, [a.name for a in apps], db, restart_db=False)
+        results += [dataclasses.replace(r, framework=f"{r.framework}@{node.inventory_name}") for r in found]
+    console.print("[dim]lab verify: a swarm: the database restart check and testinfra are not run[/]")
+    return results
+
+
 def _target(lab: Lab, host: str | None, key: Path | None, vm: str | None, required: bool = True) -> Target | None:
     return target_lib.resolve(lab.settings.state_dir, host, key, vm, required)
 
@@ -249,9 +324,9 @@ def _target(lab: Lab, host: str | None, key: Path | None, vm: str | None, requir
 @app.command()
 def deploy(
     frameworks: Frameworks = None,
-    host: HostOption = None,
+    host: HostsOption = None,
     key: KeyOption = None,
-    vm: VmOption = None,
+    vm: VmsOption = None,
     backup: Annotated[
         bool, typer.Option("--backup", help="Back up the host's database first (.lab/backups/<host>/).")
     ] = False,
@@ -266,13 +341,39 @@ def deploy(
     acme_ca: Annotated[
         Path | None, typer.Option(help="A CA file the ACME directory's own HTTPS chains to (a private or test CA).")
     ] = None,
+    swarm: Annotated[
+        bool,
+        typer.Option(
+            "--swarm", help="A Docker Swarm of the servers given (--vm or --host repeated; the first is the manager)."
+        ),
+    ] = False,
+    replicas: Annotated[
+        list[str] | None,
+        typer.Option("--replicas", metavar="FRAMEWORK=N", help="With --swarm: replicas of a framework (default 1)."),
+    ] = None,
+    image: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--image", metavar="FRAMEWORK=IMAGE", help="With --swarm: run a framework from this image (not its build)."
+        ),
+    ] = None,
 ) -> None:
     """Deploy the lab with Ansible to an SSH host (--host) or the local stand-in VM (--vm):
-    ships only the images that differ, starts the stacks, waits until each is healthy."""
+    ships only the images that differ, starts the stacks, waits until each is healthy. With --swarm, to a
+    Docker Swarm of several servers."""
     lab = _lab()
     apps = stacklib.select(lab.stacks, frameworks or [])
     acme = acme_lib.options(domain, acme_email, acme_directory, acme_ca)
-    target = _target(lab, host, key, vm)
+    if swarm:
+        if acme:
+            raise LabError("--domain is not built for a swarm yet", Exit.USAGE)
+        _deploy_swarm(lab, apps if frameworks else None, host, key, vm, replicas or [], image or [], backup)
+        return
+    if replicas or image:
+        raise LabError("--replicas and --image go with --swarm", Exit.USAGE)
+    if len(host or []) > 1 or len(vm or []) > 1:
+        raise LabError("several servers are a swarm: add --swarm", Exit.USAGE)
+    target = _target(lab, (host or [None])[0], key, (vm or [None])[0])
     client = engine.client()
     engine.require_compose()
     with lab.locked():  # what it ships (compose file, secrets, images) stays put while it runs
@@ -311,6 +412,57 @@ def deploy(
         out.print(f"  HTTPS: https://{acme.domain}/ (a certificate from {acme.directory}, renewed by certbot.timer)")
     plain = ansible.plain_command(lab.settings, target, "site.yml", names, whence, extra)
     console.print("  the same with plain Ansible: " + shlex.join(plain))
+
+
+def _deploy_swarm(
+    lab: Lab,
+    apps: list[stacklib.Stack] | None,
+    host: list[str] | None,
+    key: Path | None,
+    vm: list[str] | None,
+    replicas: list[str],
+    images: list[str],
+    backup: bool,
+) -> None:
+    if backup:
+        raise LabError("--backup is not built for a swarm yet", Exit.USAGE)
+    names = [a.name for a in stacklib.apps(lab.stacks)]
+    targets = target_lib.resolve_many(lab.settings.state_dir, host, key, vm)
+    manager = targets[0]
+    wanted = swarm_lib.load_replicas(lab.settings.state_dir, manager) | swarm_lib.parse_scale(replicas, names)
+    overrides = swarm_lib.parse_images(images, names)
+    if apps is not None:  # the frameworks named run; the others are taken off the swarm
+        wanted |= {name: 0 for name in names if name not in {a.name for a in apps}}
+        wanted |= {a.name: max(1, wanted.get(a.name, 1)) for a in apps}
+    client = engine.client()
+    with lab.locked():
+        lab.prepare()
+        lab.ensure_host_tls(manager.host.strip("[]"))
+        lab.build(client, [a for a in stacklib.apps(lab.stacks) if wanted.get(a.name, 1) > 0])
+        swarm_lib.render(lab.settings, client, lab.stacks, wanted, manager.host.strip("[]"), overrides)
+        started = time.monotonic()
+        try:
+            outcome = ansible.run(lab.settings, targets, "swarm.yml", [], console)
+        finally:
+            swarm_lib.save_replicas(lab.settings.state_dir, manager, wanted)
+    took = time.monotonic() - started
+    out.print(
+        f"deployed the swarm to {', '.join(t.inventory_name for t in targets)} in {took:.0f}s: "
+        f"{outcome.ok} tasks ok, {outcome.changed} changed"
+    )
+    for task in outcome.changed_tasks:
+        out.print(f"  changed: {task}")
+    if outcome.swarm:
+        report_ = outcome.swarm
+        out.print(
+            f"  services: {len(report_['created'])} created, {len(report_['updated'])} updated, "
+            f"{len(report_['unchanged'])} unchanged, rolled out in {report_['seconds']}s"
+        )
+    for image in outcome.shipped:
+        sent = f"{image['sent_layers']} of {image['layers']} layers, {image['bytes']} bytes"
+        out.print(f"  shipped {image['image']}: {sent}")
+    for target in targets:
+        out.print(f"  open {target.url}/")
 
 
 @app.command()

@@ -51,3 +51,18 @@ def default_vm_name(argv: list[str]) -> list[str]:
         if arg == "--vm" and (after is None or after.startswith("-")):
             fixed.append(DEFAULT_NAME)
     return fixed
+
+
+# Several servers (a swarm, `lab deploy --swarm`): --vm and --host repeated, the first the swarm's manager.
+VmsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--vm",
+        help=f"A VM the lab runs or created (--vm alone: the local stand-in, {DEFAULT_NAME}); repeat it for the "
+        "servers of a swarm, the manager first.",
+    ),
+]
+HostsOption = Annotated[
+    list[str] | None,
+    typer.Option("--host", help="USER@HOST[:PORT] of a server to work on; repeat it for the servers of a swarm."),
+]

@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ ENVIRONMENT = (
 )
 
 
-def inventory(target: Target, known_hosts: Path) -> dict[str, Any]:
+def _host(target: Target, known_hosts: Path) -> dict[str, Any]:
     host: dict[str, Any] = {
         "ansible_host": target.host.strip("[]"),
         "ansible_port": target.port,
@@ -52,7 +52,14 @@ def inventory(target: Target, known_hosts: Path) -> dict[str, Any]:
     }
     if target.key:
         host["ansible_ssh_private_key_file"] = str(target.key)
-    return {"all": {"children": {"lab": {"hosts": {target.inventory_name: host}}}}}
+    return host
+
+
+def inventory(target: Target | Sequence[Target], known_hosts: Path) -> dict[str, Any]:
+    """The `lab` group: one host, or a swarm's servers in order (the first is its manager)."""
+    targets = [target] if isinstance(target, Target) else list(target)
+    hosts = {t.inventory_name: _host(t, known_hosts) for t in targets}
+    return {"all": {"children": {"lab": {"hosts": hosts}}}}
 
 
 Whence = tuple[str, str]  # (commit, who deploys), lab.releases.whence: what a release on the host records
@@ -70,16 +77,23 @@ def extravars(
     return {**found, **(extra or {})}
 
 
+def state_name(target: Target | Sequence[Target]) -> str:
+    """The folder under .lab/deploy/ of a run: the host's name, or a swarm's (`swarm-<its manager>`)."""
+    if isinstance(target, Target):
+        return target.inventory_name
+    return f"swarm-{target[0].inventory_name}"
+
+
 def runner_kwargs(
     settings: Settings,
-    target: Target,
+    target: Target | Sequence[Target],
     playbook: str,
     frameworks: list[str],
     whence: Whence | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything ansible-runner is given, built without running anything (unit-tested)."""
-    state = settings.state_dir / "deploy" / target.inventory_name
+    state = settings.state_dir / "deploy" / state_name(target)
     return {
         "private_data_dir": str(state),
         "project_dir": str(settings.root / "playbooks"),
@@ -136,7 +150,7 @@ def deploy_user(root: Path) -> str:
 
 def plain_command(
     settings: Settings,
-    target: Target,
+    target: Target | Sequence[Target],
     playbook: str,
     frameworks: list[str],
     whence: Whence | None = None,
@@ -157,6 +171,7 @@ def plain_command(
 
 
 SHIP_TASK = "Ship the images that differ"  # playbooks/roles/lab/tasks/ship.yml
+SWARM_TASK = "Deploy the stack and wait"  # playbooks/roles/swarm/tasks/manager.yml: swarm-deploy's report
 
 
 @dataclass
@@ -167,31 +182,42 @@ class Outcome:
     changed_tasks: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     shipped: list[dict[str, Any]] = field(default_factory=list)  # ship-image's report, one per image
+    swarm: dict[str, Any] | None = None  # swarm-deploy's report (a swarm deploy), also when it failed
     log: Path | None = None
 
 
 def run(
     settings: Settings,
-    target: Target,
+    target: Target | Sequence[Target],
     playbook: str,
     frameworks: list[str],
     console: Console,
     whence: Whence | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Outcome:
+    """Run the playbook on one host, or on a swarm's servers (a sequence of targets, the manager first)."""
     import ansible_runner  # heavy import: only when deploying
 
-    target = remote.login(settings.state_dir, target, deploy_user(settings.root), console)
+    user = deploy_user(settings.root)
+    if isinstance(target, Target):
+        target = remote.login(settings.state_dir, target, user, console)
+        where = target.inventory_name
+    else:
+        target = [remote.login(settings.state_dir, t, user, console) for t in target]
+        where = ", ".join(t.inventory_name for t in target)
     outcome = Outcome()
 
-    with console.status(f"{playbook} on {target.inventory_name} …") as status:
+    with console.status(f"{playbook} on {where} …") as status:
 
         def on_event(event: dict[str, Any]) -> bool:
             data = event.get("event_data", {})
             kind = event.get("event")
+            if kind in ("runner_on_ok", "runner_on_failed") and data.get("task", "").startswith(SWARM_TASK):
+                with contextlib.suppress(ValueError, TypeError):
+                    outcome.swarm = json.loads(data.get("res", {}).get("stdout", ""))
             if kind == "playbook_on_task_start":
                 status.update(
-                    f"{target.inventory_name}: {data.get('task', '')} "
+                    f"{data.get('host') or where}: {data.get('task', '')} "
                     f"[dim](ok {outcome.ok}, changed {outcome.changed})[/]"
                 )
             elif kind == "runner_on_ok":
@@ -199,7 +225,8 @@ def run(
                 res = data.get("res", {})
                 if res.get("changed"):
                     outcome.changed += 1
-                    outcome.changed_tasks.append(data.get("task", ""))
+                    task = data.get("task", "")
+                    outcome.changed_tasks.append(task if isinstance(target, Target) else f"{data.get('host')}: {task}")
                 if data.get("task", "").startswith(SHIP_TASK):
                     outcome.shipped += [
                         json.loads(line) for line in res.get("stdout_lines", []) if line.startswith("{")
@@ -224,7 +251,7 @@ def run(
     outcome.log = Path(result.config.artifact_dir) / "stdout"
     if result.rc != 0 or result.status != "successful":
         detail = "\n  ".join(outcome.failures) or f"ansible-playbook exited with {result.rc} ({result.status})"
-        raise LabError(
-            f"{playbook} failed on {target.inventory_name}:\n  {detail}", Exit.FAILED, hint=f"full log: {outcome.log}"
-        )
+        if outcome.swarm:  # what the swarm did: which services it rolled back, which did not converge
+            detail += f"\n  swarm: {json.dumps(outcome.swarm)}"
+        raise LabError(f"{playbook} failed on {where}:\n  {detail}", Exit.FAILED, hint=f"full log: {outcome.log}")
     return outcome

@@ -81,3 +81,27 @@ def resolve(
     if required:
         raise LabError("where to? give --host USER@HOST[:PORT] or --vm", Exit.USAGE)
     return None
+
+
+def resolve_many(
+    state_dir: Path, hosts: list[str] | None, key: Path | None, vms: list[str] | None, required: bool = True
+) -> list[Target]:
+    """The servers of `--host …` (repeated, one --key for them all) or `--vm …` (repeated), in order: the
+    first is a swarm's manager. The same server twice is a usage error."""
+    hosts, vms = hosts or [], vms or []
+    if hosts and vms:
+        raise LabError("give --host or --vm, not both", Exit.USAGE)
+    if key is not None and not hosts:
+        raise LabError("--key goes with --host (a VM's key is known)", Exit.USAGE)
+    if not hosts and not vms:
+        if required:
+            raise LabError("where to? give --host USER@HOST[:PORT] or --vm", Exit.USAGE)
+        return []
+    targets = [parse(spec, key) for spec in hosts] or [from_vm(state_dir, name) for name in vms]
+    seen: set[tuple[str, int]] = set()
+    for target in targets:
+        where = (target.host, target.port)
+        if where in seen:
+            raise LabError(f"{target.inventory_name} is named twice", Exit.USAGE)
+        seen.add(where)
+    return targets

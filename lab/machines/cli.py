@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lab import entry
+from lab import entry, portcheck
 from lab import settings as settingslib
 from lab.cloud import cli as cloud
 from lab.errors import Exit, LabError
@@ -62,7 +62,18 @@ def up(
         ),
     ] = False,
     memory: Annotated[int | None, typer.Option(help="MiB of memory of a full VM (default 2048).")] = None,
-    cpus: Annotated[int | None, typer.Option(help="vCPUs of a full VM (default 2).")] = None,
+    cpus: Annotated[
+        float | None,
+        typer.Option(help="vCPUs of a full VM (default 2), or a stand-in's CPU cap (e.g. 0.5; default: none)."),
+    ] = None,
+    count: Annotated[
+        int | None,
+        typer.Option(
+            "--count",
+            help="Several stand-ins, NAME-1 … NAME-N, on one network where each reaches the others by name; "
+            "each takes the next SSH and HTTP port.",
+        ),
+    ] = None,
     debian: Annotated[
         str | None,
         typer.Option(
@@ -76,7 +87,33 @@ def up(
     """Start the local VM (building its image the first time) and wait until SSH, cloud-init and sudo are ready."""
     settings = settingslib.load()
     which = str(machine_name(vm_name, name))
-    result = registry.up(settings, console, which, ssh_port, http_port, key, full, memory, cpus, debian)
+    if count is None:
+        result = registry.up(settings, console, which, ssh_port, http_port, key, full, memory, cpus, debian)
+        out.print_json(json.dumps(_report_up(result).facts()))
+        return
+    if full:
+        raise LabError("--count makes container stand-ins; a full VM (--full) is one at a time", Exit.USAGE)
+    ssh_base = machine.SSH_PORT if ssh_port is None else ssh_port
+    http_base = machine.HTTP_PORT if http_port is None else http_port
+    group = machine.check_group(which, count, ssh_base, http_base)
+    machine.check_cpus(cpus)
+    network = commands.group_network(which)
+    for member, member_ssh, member_http in group:  # every new one's ports free before the first is made
+        if registry.kind(settings, member) is None:
+            for port in (member_ssh, member_http, commands.https_port(member_http)):
+                if not portcheck.is_free(machine.HOST, port):
+                    raise LabError(f"{machine.HOST}:{port} ({member}) is already in use", Exit.PORT)
+    made = []
+    for member, member_ssh, member_http in group:
+        result = registry.up(
+            settings, console, member, member_ssh, member_http, key, False, memory, cpus, debian, network
+        )
+        made.append(_report_up(result).facts())
+    console.print(f"[green]lab vm: {count} stand-ins on the network {network}[/] (each reaches the others by name)")
+    out.print_json(json.dumps(made))
+
+
+def _report_up(result: machine.Up) -> machine.Vm:
     vm, ready = result.vm, result.ready
     timing = f"SSH after {ready.ssh_after:.1f}s, ready after {ready.ready_after:.1f}s"
     if result.action == "already up":
@@ -95,14 +132,30 @@ def up(
     console.print(f"  facts: {result.facts_file}")
     if vm.kind == machine.QEMU:
         console.print(f"  console: {result.facts_file.parent / machine.QEMU_CONSOLE}")
-    out.print_json(json.dumps(vm.facts()))
+    return vm
 
 
 @app.command()
-def down(target: NameArgument = None, vm_name: MachineOption = None, name: NameAlias = None) -> None:
+def down(
+    target: NameArgument = None,
+    vm_name: MachineOption = None,
+    name: NameAlias = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every local machine this checkout runs (stand-ins and full VMs).")
+    ] = False,
+) -> None:
     """Remove a local VM: its container, the container's volumes and its state (a full VM: stop its qemu, and
     remove its disk overlay, seed and state). A cloud server is `lab vm destroy`'s."""
     settings = settingslib.load()
+    if everything:
+        if machine_name(target, vm_name, name, default=None) is not None:
+            raise LabError("give a machine or --all, not both", Exit.USAGE)
+        local = [found for found in registry.every(settings) if found.kind != base.Kind.CLOUD]
+        for found in local:
+            console.print(f"lab vm: {found.name} {found.remove(_say)}")
+        if not local:
+            console.print("lab vm: no local machine to remove")
+        return
     which = str(machine_name(target, vm_name, name))
     kind = registry.removable(settings, which, base.DOWN)
     # No record: a container of that name may still be there (its state was lost), and goes too.

@@ -81,10 +81,12 @@ def up(
     key: Path | None = None,
     full_vm: bool = False,
     memory_mib: int | None = None,
-    cpus: int | None = None,
+    cpus: float | None = None,
     debian: str | None = None,
+    network: str | None = None,
 ) -> machine.Up:
-    """`lab vm up`: make or start a local machine; a full VM with `full_vm`, or when the one of that name is one."""
+    """`lab vm up`: make or start a local machine; a full VM with `full_vm`, or when the one of that name is one.
+    `cpus`: a full VM's vCPUs (a whole number), or a container's CPU cap (a share, e.g. 0.5)."""
     base.check_name(name)
     if debian is not None:
         machine.check_debian(debian)
@@ -98,5 +100,11 @@ def up(
     if full_vm or found == Kind.QEMU:
         if debian not in (None, DEBIAN):  # its disk recipe (disk.py) is built and tested for one release
             raise LabError(f"a full VM (--full) is Debian {DEBIAN}; --debian {debian} is for the container", Exit.USAGE)
-        return full.up(settings, console, name, ssh_port, http_port, key, memory_mib, cpus)
-    return machine.up(settings, console, name, ssh_port, http_port, key, None, memory_mib, cpus, debian)
+        if network is not None:
+            raise LabError("several stand-ins (--count) are containers; a full VM (--full) is one", Exit.USAGE)
+        if cpus is not None and cpus != int(cpus):
+            raise LabError(f"--cpus {cpus:g}: a full VM has whole vCPUs", Exit.USAGE)
+        return full.up(
+            settings, console, name, ssh_port, http_port, key, memory_mib, None if cpus is None else int(cpus)
+        )
+    return machine.up(settings, console, name, ssh_port, http_port, key, None, memory_mib, cpus, debian, network)

@@ -14,6 +14,7 @@ from lab.commands import docker_start  # noqa: F401  (the lab's one `docker star
 from lab.ssh import CLIENT_OPTIONS, host_key_options
 
 LABEL = "org.framework-lab.vm"  # on the container: the VM's name
+NETWORK_LABEL = "org.framework-lab.vm-network"  # on a network of several stand-ins (`lab vm up --count`): its name
 SEED = "/var/lib/cloud/seed/nocloud"
 HTTPS_OFFSET = 1000  # a VM's port 443 is published on its HTTP port + 1000 (8081 -> 9081)
 
@@ -60,11 +61,17 @@ class Container:
     ssh_port: int
     http_port: int
     seed_dir: Path
+    network: str | None = None  # a network of several stand-ins, where each reaches the others by name
+    cpus: float | None = None  # a CPU cap (`--cpus 0.5`): several stand-ins share this machine's cores
 
 
 def docker_run(vm: Container) -> list[str]:
     argv = ["docker", "run", "--detach", "--name", vm.name, "--hostname", vm.name, "--label", f"{LABEL}={vm.name}"]
     argv += SYSTEMD_FLAGS
+    if vm.network:
+        argv += ["--network", vm.network]
+    if vm.cpus:
+        argv += ["--cpus", f"{vm.cpus:g}"]
     for path in VOLUMES:
         argv += ["--volume", path]
     argv += ["--mount", f"type=bind,source={vm.seed_dir},target={SEED},readonly"]
@@ -72,6 +79,29 @@ def docker_run(vm: Container) -> list[str]:
     argv += ["--publish", f"{vm.host}:{vm.ssh_port}:22", "--publish", f"{vm.host}:{vm.http_port}:80"]
     argv += ["--publish", f"{vm.host}:{https_port(vm.http_port)}:443"]
     return [*argv, vm.image]
+
+
+def docker_network_create(name: str) -> list[str]:
+    """A bridge network of its own for a group of stand-ins: Docker's DNS there answers each one's name."""
+    return ["docker", "network", "create", "--driver", "bridge", "--label", f"{NETWORK_LABEL}={name}", name]
+
+
+def docker_network_rm(name: str) -> list[str]:
+    return ["docker", "network", "rm", name]
+
+
+def group_name(prefix: str, index: int) -> str:
+    """The index-th (from 1) of several stand-ins: framework-lab-vm-1, framework-lab-vm-2, …"""
+    return f"{prefix}-{index}"
+
+
+def group_network(prefix: str) -> str:
+    return f"{prefix}-net"
+
+
+def group_ports(ssh_port: int, http_port: int, count: int) -> list[tuple[int, int]]:
+    """(SSH, HTTP) of each of `count` stand-ins: consecutive from the first one's (its HTTPS is HTTP + 1000)."""
+    return [(ssh_port + i, http_port + i) for i in range(count)]
 
 
 def docker_rm(name: str) -> list[str]:

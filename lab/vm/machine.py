@@ -1,7 +1,9 @@
 """The container stand-in (`lab vm up`): its state in `.lab/vm/<name>/` (the cloud-init seed and vm.json) and
 its container. `Vm` is the record of a local machine, the container's or a full VM's (full.py):
 {"name", "host", "user", "ssh_port", "http_port", "key"} (lab.vm.base), the Debian release it runs
-("debian": "12" or "13"; a record without it is 13), and `"kind": "qemu"` for a full VM.
+("debian": "12" or "13"; a record without it is 13), and `"kind": "qemu"` for a full VM. One of several
+stand-ins (`lab vm up --count N`) also records its "network" (where the others reach it by name) and a
+container's CPU cap its "cpus".
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class Vm:
     user: str = cloudinit.USER
     kind: str = CONTAINER  # CONTAINER or QEMU (`lab vm up --full`)
     debian: str = DEBIAN  # the Debian release, a key of RELEASES (`lab vm up --debian`)
+    network: str | None = None  # the network it shares with other stand-ins (`lab vm up --count`)
+    cpus: float | None = None  # the container's CPU cap (`lab vm up --cpus`)
 
     @property
     def suite(self) -> str:
@@ -73,6 +77,10 @@ class Vm:
         }
         if self.kind != CONTAINER:  # no "kind" means a container, as in the records made before there were two
             facts["kind"] = self.kind
+        if self.network:
+            facts["network"] = self.network
+        if self.cpus:
+            facts["cpus"] = self.cpus
         return facts
 
     @classmethod
@@ -82,7 +90,11 @@ class Vm:
         if kind not in KINDS or debian not in RELEASES:
             raise ValueError(kind)
         at = base.Endpoint.of(data)
-        return cls(at.name, at.ssh_port, at.http_port, at.key, at.host, at.user, kind, debian)
+        network = data.get("network")
+        cpus = float(data["cpus"]) if data.get("cpus") else None
+        return cls(
+            at.name, at.ssh_port, at.http_port, at.key, at.host, at.user, kind, debian, network and str(network), cpus
+        )
 
     def target(self, settings: Settings) -> ready.Target:
         return ready.Target(self.key, self.ssh_port, self.user, self.host, ssh.known_hosts_file(settings.state_dir))
@@ -127,6 +139,36 @@ def check_ports(ssh_port: int, http_port: int) -> None:
         )
 
 
+def check_cpus(cpus: float | None) -> float | None:
+    if cpus is not None and not 0 < cpus <= 64:
+        raise LabError(f"--cpus {cpus:g}: give a CPU share above 0 (e.g. 0.5)", Exit.USAGE)
+    return cpus
+
+
+def check_group(prefix: str, count: int, ssh_port: int, http_port: int) -> list[tuple[str, int, int]]:
+    """(name, SSH port, HTTP port) of each of `count` stand-ins named after `prefix`; a usage error when the
+    ports of any two of them (SSH, HTTP and HTTP + 1000) would meet, or a name would be no host name."""
+    if not 1 <= count <= 9:
+        raise LabError(f"--count {count}: from 1 to 9 stand-ins (they share this machine)", Exit.USAGE)
+    group = [
+        (base.check_name(commands.group_name(prefix, i + 1)), ssh_p, http_p)
+        for i, (ssh_p, http_p) in enumerate(commands.group_ports(ssh_port, http_port, count))
+    ]
+    taken: dict[int, str] = {}
+    for name, ssh_p, http_p in group:
+        check_ports(ssh_p, http_p)
+        for port in (ssh_p, http_p, commands.https_port(http_p)):
+            if port in taken:
+                raise LabError(
+                    f"--count {count}: port {port} would serve both {taken[port]} and {name}",
+                    Exit.USAGE,
+                    hint="choose --ssh-port and --http-port further apart (each VM takes the next port)",
+                )
+            taken[port] = name
+    base.check_name(commands.group_network(prefix))
+    return group
+
+
 def load(settings: Settings, name: str) -> Vm | None:
     """The record of a local machine (a container's or a full VM's); None when there is none."""
     data = base.read(settings.state_dir, name)
@@ -169,10 +211,18 @@ def _docker(argv: list[str], what: str) -> None:
 
 
 def conflicts(
-    vm: Vm, ssh_port: int | None, http_port: int | None, key: Path | None, debian: str | None = None
+    vm: Vm,
+    ssh_port: int | None,
+    http_port: int | None,
+    key: Path | None,
+    debian: str | None = None,
+    network: str | None = None,
+    cpus: float | None = None,
 ) -> list[str]:
     wanted = {
         "Debian": (debian, vm.debian),
+        "network": (network, vm.network),
+        "cpus": (cpus, vm.cpus),
         "ssh port": (ssh_port, vm.ssh_port),
         "http port": (http_port, vm.http_port),
         "key": (key.expanduser().resolve() if key else None, vm.key),
@@ -189,12 +239,14 @@ def up(
     key: Path | None = None,
     timeout: float | None = None,
     memory_mib: int | None = None,
-    cpus: int | None = None,
+    cpus: float | None = None,
     debian: str | None = None,
+    network: str | None = None,
 ) -> Up:
     """Create and start the container (building its image if needed), or start it again, or leave it be if it
-    is up; then wait until it is ready. `debian` (a key of RELEASES, default DEBIAN) is the release of a new
-    one; an existing one must match. (A full VM is full.up's: lab.machines.registry.up picks.)"""
+        is up; then wait until it is ready. `debian` (a key of RELEASES, default DEBIAN) is the release of a new
+        one; an existing one must match. `network` (made when missing) is shared with other stand-ins, which reach
+    it by its name there; `cpus` caps its CPU. (A full VM is full.up's: lab.machines.registry.up picks.)"""
 
     def say(message: str) -> None:
         console.print(f"[dim]lab vm:[/] {message}")
@@ -202,8 +254,9 @@ def up(
     base.check_name(name)
     if debian is not None:
         check_debian(debian)
-    if memory_mib is not None or cpus is not None:
-        raise LabError("--memory and --cpus are for a full VM (--full)", Exit.USAGE)
+    if memory_mib is not None:
+        raise LabError("--memory is for a full VM (--full)", Exit.USAGE)
+    check_cpus(cpus)
     timeout = READY_TIMEOUT if timeout is None else timeout
     engine = labengine.client()
     container = find(engine, name)
@@ -216,7 +269,7 @@ def up(
                 hint=f"lab vm down {name}, then lab vm up",
             )
         current = recipe(settings.debian_mirror, vm.suite)
-        if found := conflicts(vm, ssh_port, http_port, key, debian):
+        if found := conflicts(vm, ssh_port, http_port, key, debian, network, cpus):
             raise LabError(
                 f"{name} already exists with {', '.join(found)}",
                 Exit.USAGE,
@@ -230,7 +283,9 @@ def up(
             _docker(commands.docker_start(name), f"docker start {name}")
             started, action = time.monotonic(), "started"
     else:
-        vm, built = _create(settings, engine, console, say, name, ssh_port, http_port, key, debian or DEBIAN)
+        vm, built = _create(
+            settings, engine, console, say, name, ssh_port, http_port, key, debian or DEBIAN, network, cpus
+        )
         started, action, stale = time.monotonic(), "created", False
     result = ready.wait(vm.target(settings), timeout, console, started)
     return Up(vm, action, built, result, facts_file(settings, name), stale)
@@ -246,6 +301,8 @@ def _create(
     http_port: int | None,
     key: Path | None,
     debian: str,
+    network: str | None = None,
+    cpus: float | None = None,
 ) -> tuple[Vm, float | None]:
     ssh_port = SSH_PORT if ssh_port is None else ssh_port
     http_port = HTTP_PORT if http_port is None else http_port
@@ -264,11 +321,13 @@ def _create(
 
     folder = state_dir(settings, name)
     shutil.rmtree(folder, ignore_errors=True)  # what a VM of that name left behind
-    vm = Vm(name, ssh_port, http_port, pair.private, debian=debian)
+    vm = Vm(name, ssh_port, http_port, pair.private, debian=debian, network=network, cpus=cpus)
+    if network:
+        ensure_network(engine, network)
     host_key = keys.make_host_key(f"{name} host key")
     cloudinit.write_seed(folder / "seed", pair.public, host_key, f"{name}-{uuid.uuid4().hex[:12]}", name)
     keys.pin_host_key(ssh.known_hosts_file(settings.state_dir), HOST, ssh_port, host_key.public)
-    spec = commands.Container(name, tag, HOST, ssh_port, http_port, folder / "seed")
+    spec = commands.Container(name, tag, HOST, ssh_port, http_port, folder / "seed", network, cpus)
     try:
         _docker(commands.docker_run(spec), f"docker run {name}")
     except LabError:
@@ -287,11 +346,35 @@ def down(settings: Settings, name: str = NAME) -> bool:
     container = find(engine, name)
     if container:
         _docker(commands.docker_rm(name), f"docker rm {name}")
+    with contextlib.suppress(LabError):
+        if (vm := load(settings, name)) and vm.network:
+            remove_network_if_unused(engine, vm.network)
     forget_host_key(settings, name)
     folder = state_dir(settings, name)
     existed = folder.exists()
     shutil.rmtree(folder, ignore_errors=True)
     return bool(container) or existed
+
+
+def ensure_network(engine: docker.DockerClient, network: str) -> None:
+    """The stand-ins' own network, made when missing; one of that name the lab did not make is an error."""
+    try:
+        found = engine.networks.get(network)
+    except docker.errors.NotFound:
+        _docker(commands.docker_network_create(network), f"docker network create {network}")
+        return
+    if (found.attrs.get("Labels") or {}).get(commands.NETWORK_LABEL) != network:
+        raise LabError(f"a network named {network} exists but the lab did not make it", Exit.USAGE)
+
+
+def remove_network_if_unused(engine: docker.DockerClient, network: str) -> None:
+    """The group's network goes with its last stand-in."""
+    try:
+        found = engine.networks.get(network)
+    except docker.errors.NotFound:
+        return
+    if (found.attrs.get("Labels") or {}).get(commands.NETWORK_LABEL) == network and not found.attrs.get("Containers"):
+        _docker(commands.docker_network_rm(network), f"docker network rm {network}")
 
 
 def forget_host_key(settings: Settings, name: str) -> None:

@@ -71,10 +71,11 @@ def test_ansible_gets_the_acme_variables_and_the_plain_command_shows_them(root):
     settings = Settings(root=root)
     target = Target("lab", "127.0.0.1", 2222, name="vm")
     extra = acme.Acme("lab.example.org").extravars()
-    kwargs = ansible.runner_kwargs(settings, target, "site.yml", ["flask"], extra)
+    kwargs = ansible.runner_kwargs(settings, target, "site.yml", ["flask"], extra=extra)
     assert kwargs["extravars"] == {"lab_root": str(root), "lab_frameworks": ["flask"], **extra}
     assert (
-        '"lab_domain": "lab.example.org"' in ansible.plain_command(settings, target, "site.yml", ["flask"], extra)[-1]
+        '"lab_domain": "lab.example.org"'
+        in ansible.plain_command(settings, target, "site.yml", ["flask"], extra=extra)[-1]
     )
     assert ansible.runner_kwargs(settings, target, "site.yml", [])["extravars"] == {
         "lab_root": str(root),

@@ -178,7 +178,7 @@ def render_base_template(name: str, **variables) -> str:
     env.filters["regex_replace"] = lambda value, pattern, new: re.sub(pattern, new, value)
     defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
     context = {"ansible_managed": "managed", **variables}
-    for key in ("base_allowed_tcp_ports", "base_ssh_ports"):
+    for key in ("base_allowed_tcp_ports", "base_ssh_ports", "base_swarm_peers"):
         value = defaults.get(key)
         if key not in context:
             context[key] = yaml.safe_load(env.from_string(value).render(context)) if isinstance(value, str) else value

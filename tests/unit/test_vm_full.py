@@ -313,7 +313,7 @@ def test_a_damaged_vm_json_still_goes_down_as_a_full_vm(tmp_path):
     assert not machine.state_dir(settings, "vm-full").exists()
 
 
-def test_memory_and_cpus_are_for_a_full_vm_only(tmp_path):
+def test_memory_is_for_a_full_vm_only(tmp_path):
     with pytest.raises(LabError) as error:
         machine.up(Settings(root=tmp_path), None, "vm", memory_mib=4096)  # type: ignore[arg-type]
     assert error.value.code == Exit.USAGE
