@@ -18,6 +18,7 @@ import pytest
 
 from lab import commands
 from lab.constants import DATABASE
+from lab.vm import commands as vm_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "framework-lab-test"
@@ -80,6 +81,15 @@ def remove_project(client: docker.DockerClient, project: str = PROJECT) -> None:
         network.remove()
     for volume in client.volumes.list(filters=label):
         volume.remove(force=True)
+
+
+def remove_standins(client: docker.DockerClient, names: list[str], network: str) -> None:
+    """Last-resort cleanup of stand-ins and their group's network that does not depend on the code under test."""
+    for name in names:
+        for container in client.containers.list(all=True, filters={"label": f"{vm_commands.LABEL}={name}"}):
+            container.remove(force=True, v=True)
+    for found in client.networks.list(filters={"label": f"{vm_commands.NETWORK_LABEL}={network}"}):
+        found.remove()
 
 
 @pytest.fixture(scope="session")

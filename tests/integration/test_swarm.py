@@ -34,7 +34,7 @@ import docker
 import pytest
 
 from lab import stackfile
-from lab.vm import commands
+from tests.integration.conftest import remove_standins
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = os.environ.get("LAB_TEST_SWARM_PREFIX", "lab-test-swarm")
@@ -70,11 +70,7 @@ def vm(home: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProc
 
 def remove_everything(client: docker.DockerClient) -> None:
     """Last-resort cleanup that does not depend on the code under test."""
-    for name in NODES:
-        for container in client.containers.list(all=True, filters={"label": f"{commands.LABEL}={name}"}):
-            container.remove(force=True, v=True)
-    for network in client.networks.list(filters={"label": f"{commands.NETWORK_LABEL}={NETWORK}"}):
-        network.remove()
+    remove_standins(client, NODES, NETWORK)
     for image in client.images.list(name=TEST_IMAGES):
         client.images.remove(image.id, force=True)
     for image in client.images.list(filters={"reference": "framework-lab/*:id-*"}):

@@ -15,6 +15,7 @@ import docker
 import pytest
 
 from lab.vm import commands
+from tests.integration.conftest import remove_standins
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "lab-test-group"
@@ -34,12 +35,7 @@ def run_vm(home: Path, *args: str, timeout: float = 900) -> subprocess.Completed
 
 
 def remove_group(client: docker.DockerClient) -> None:
-    """Last-resort cleanup that does not depend on the code under test."""
-    for name in NAMES:
-        for container in client.containers.list(all=True, filters={"label": f"{commands.LABEL}={name}"}):
-            container.remove(force=True, v=True)
-    for network in client.networks.list(filters={"label": f"{commands.NETWORK_LABEL}={NETWORK}"}):
-        network.remove()
+    remove_standins(client, NAMES, NETWORK)
 
 
 @pytest.fixture(scope="module")
