@@ -19,14 +19,15 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from lab import tls
+from lab import stacks, tls
 from lab.load import CountedLoad
-from tests.integration.conftest import PROJECT
+from tests.integration.conftest import PROJECT, ROOT
 
 pytestmark = pytest.mark.integration
 HTTP_PORT, HTTPS_PORT = 18470, 18471
 DOMAIN = "lab.example.test"
 NAME = f"{PROJECT}-acme-nginx"
+PROXY = next(s for s in stacks.discover(ROOT / "stacks") if s.kind == "proxy")  # its ports, from its stack.toml
 
 
 def authority(folder: Path, label: str) -> tls.Authority:
@@ -75,8 +76,13 @@ def nginx(lab_up, engine, tmp_path):
         "framework-lab/nginx:latest",
         detach=True,
         name=NAME,
-        environment={"LAB_ACME": "on", "LAB_LISTEN_PORT": "8080", "LAB_UPSTREAMS": ""},
-        ports={"8080/tcp": ("127.0.0.1", HTTP_PORT), "8443/tcp": ("127.0.0.1", HTTPS_PORT)},
+        environment={
+            "LAB_ACME": "on",
+            "LAB_LISTEN_PORT": str(PROXY.port),
+            "LAB_LISTEN_HTTPS_PORT": str(PROXY.https_port),
+            "LAB_UPSTREAMS": "",
+        },
+        ports={f"{PROXY.port}/tcp": ("127.0.0.1", HTTP_PORT), f"{PROXY.https_port}/tcp": ("127.0.0.1", HTTPS_PORT)},
         volumes={
             str(acme): {"bind": "/run/lab-acme", "mode": "ro"},
             str(tmp_path / "server.pem"): {"bind": "/run/secrets/tls_cert", "mode": "ro"},

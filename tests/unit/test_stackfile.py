@@ -71,6 +71,8 @@ def test_nginx_on_every_node_publishing_on_the_node_itself():
     assert nginx["environment"]["LAB_UPSTREAMS"].split() == [
         f"{a.name}:{a.port}:{a.health}" for a in stacklib.apps(STACKS)
     ]
+    # the listen lines render-upstreams writes: the ports the stack publishes
+    assert (nginx["environment"]["LAB_LISTEN_PORT"], nginx["environment"]["LAB_LISTEN_HTTPS_PORT"]) == ("8080", "8443")
     assert nginx["networks"] == ["web"]
     assert [s["source"] for s in nginx["secrets"]] == ["tls_cert", "tls_key"]
     assert {s["mode"] for s in nginx["secrets"]} == {0o400}
