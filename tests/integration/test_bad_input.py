@@ -38,12 +38,19 @@ def test_port_already_taken(engine):
     assert project_resources(engine, PROJECT) == NOTHING
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_https_port_already_taken(engine):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = run_lab("up", env=env(LAB_HTTPS_PORT=str(port)))
+        # A free HTTP port of its own: the session's lab may hold the default one, which is checked first.
+        result = run_lab("up", env=env(LAB_PORT=str(free_port()), LAB_HTTPS_PORT=str(port)))
     assert result.returncode == 4
     assert f"127.0.0.1:{port} is already in use" in result.stderr and "LAB_HTTPS_PORT" in result.stderr
     assert project_resources(engine, PROJECT) == NOTHING
