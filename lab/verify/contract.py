@@ -16,6 +16,8 @@ from typing import Protocol
 
 from lab.verify.http import Response, get
 
+FETCH_TIMEOUT = 60.0  # seconds one request of the verifier may take
+
 PASS, WARN, FAIL = "pass", "warn", "fail"
 EXTRA_FORTUNE = (0, "Additional fortune added at request time.")
 CLAMPING = {"queries=0": 1, "queries=foo": 1, "queries=501": 500, "queries=": 1, "": 1, "queries=7": 7}
@@ -93,7 +95,8 @@ class Checker:
         return condition
 
     def fetch(self, path: str) -> Response:
-        return get(self.base + path)
+        # Correctness, not speed: 500 ORM queries on a loaded 2-core host can take more than 10 s.
+        return get(self.base + path, timeout=FETCH_TIMEOUT)
 
     # -- headers -------------------------------------------------------------------------------
 
@@ -155,7 +158,7 @@ class Checker:
             if query == "queries=7":
                 self.headers("queries", r)
             body = _json(r)
-            problem = _rows_problem(body, count)
+            problem = _rows_problem(body, count, r)
             self.ok(f"queries: {query or 'missing'} gives {count}", not problem, problem, r.url)
         r, (selects, _) = self.fetch_counted("/queries?queries=20")
         self.statements("queries: statements", r.url, selects, 20)
@@ -164,7 +167,7 @@ class Checker:
         r, (selects, writes) = self.fetch_counted("/updates?queries=5")
         self.headers("updates", r)
         body = _json(r)
-        problem = _rows_problem(body, 5)
+        problem = _rows_problem(body, 5, r)
         if self.ok("updates: body", not problem, problem, r.url):
             claimed = {row["id"]: row["randomNumber"] for row in body}  # type: ignore[union-attr]  # last wins
             stored = self.stored(list(claimed))
@@ -182,7 +185,7 @@ class Checker:
             self.ok(
                 f"updates: {query} gives {count}",
                 not _rows_problem(_json(r), count),
-                _rows_problem(_json(r), count),
+                _rows_problem(_json(r), count, r),
                 r.url,
             )
 
@@ -283,9 +286,16 @@ def _world_problem(row: object) -> str:
     return ""
 
 
-def _rows_problem(body: object, count: int) -> str:
+def _answer(r: Response) -> str:
+    """What came back, for a reason: the status, how long it took, the body's start, or the error."""
+    if r.error:
+        return f"no answer after {r.seconds:.1f} s ({r.error})"
+    return f"status {r.status} after {r.seconds:.1f} s: {r.body[:60]!r}"
+
+
+def _rows_problem(body: object, count: int, r: Response | None = None) -> str:
     if not isinstance(body, list):
-        return f"not a JSON list: {str(body)[:80]}"
+        return f"not a JSON list: {str(body)[:80]}" + (f"; {_answer(r)}" if r else "")
     if len(body) != count:
         return f"{len(body)} rows, expected {count}"
     return next((p for p in map(_world_problem, body) if p), "")

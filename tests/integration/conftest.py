@@ -54,6 +54,14 @@ class Response:
         return json.loads(self.body)
 
 
+def verify_failures(result: subprocess.CompletedProcess) -> str:
+    """What a failed `lab verify` says went wrong: its failed contract rows and testinfra's failures
+    (printed before the table, so a plain tail of the output misses them), then the tail."""
+    lines = result.stdout.splitlines()
+    failed = [line for line in lines if "│ fail" in line or line.startswith(("FAILED ", "ERROR ", "E "))]
+    return "\n".join([*failed[:60], "…", *lines[-15:], result.stderr[-2000:]])
+
+
 def get(path: str, port: int = PORT, timeout: float = 10) -> Response:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Accept-Encoding": "identity"})
     try:

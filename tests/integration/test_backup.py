@@ -23,7 +23,7 @@ from lab import stacks as stacklib
 from lab.backup import operations
 from lab.backup.postgres import Postgres
 from lab.errors import LabError
-from tests.integration.conftest import LAB, ROOT, get, lab_env, remove_project, run_lab
+from tests.integration.conftest import LAB, ROOT, get, lab_env, remove_project, run_lab, verify_failures
 
 pytestmark = pytest.mark.integration
 PROJECT = "framework-lab-backup"
@@ -123,7 +123,7 @@ def test_backup_then_restore_brings_the_rows_back(lab, engine):
         )
         assert owners == "benchmarkdbuser,benchmarkdbuser", "the restored tables belong to the apps' role again"
         verify = run_lab("verify", *lab, "--no-infra", "--keep-database", env=ENV, timeout=600)
-        assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-2000:]
+        assert verify.returncode == 0, verify_failures(verify)
     finally:
         dump.unlink(missing_ok=True)
         manifest.unlink(missing_ok=True)

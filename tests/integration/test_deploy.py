@@ -29,7 +29,7 @@ import pytest
 from lab.bench import schema
 from lab.load import CountedLoad
 from lab.vm import commands as vmcommands
-from tests.integration.conftest import LAB, ROOT, debian_releases, get, lab_env, run_lab
+from tests.integration.conftest import LAB, ROOT, debian_releases, get, lab_env, run_lab, verify_failures
 
 pytestmark = pytest.mark.integration
 VM = "framework-lab-vm-e2e"
@@ -438,7 +438,7 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     assert plain, "lab deploy prints the plain ansible-playbook command"
     assert (ROOT / shlex.split(plain.group(1))[2]).is_file(), f"{plain.group(1)}: its inventory does not exist"
     verify = run_lab("verify", "--vm", VM, env=vm_env())
-    assert verify.returncode == 0, verify.stdout[-4000:] + verify.stderr[-2000:]
+    assert verify.returncode == 0, verify_failures(verify)
     assert " 0 failed" in verify.stdout
     assert re.search(r"https\s+│\s+tls\s+│\s+pass", verify.stdout), verify.stdout[-4000:]  # the TLS checks ran
     check_https_on_host(apps[0])

@@ -4,6 +4,7 @@ import xml.etree.ElementTree as ET
 
 from lab.verify import contract, report
 from lab.verify.contract import Result
+from lab.verify.http import Response
 
 
 def test_world_row_rules():
@@ -19,6 +20,16 @@ def test_rows_rules():
     assert contract._rows_problem(rows, 3) == ""
     assert contract._rows_problem(rows, 2) == "3 rows, expected 2"
     assert contract._rows_problem({"id": 1}, 1).startswith("not a JSON list")
+
+
+def test_a_reason_says_what_came_back():
+    failed = Response("http://x/q", 500, {}, b"Internal Server Error", 1.25)
+    assert (
+        contract._rows_problem(None, 500, failed)
+        == "not a JSON list: None; status 500 after 1.2 s: b'Internal Server Error'"
+    )
+    silent = Response("http://x/q", 0, {}, b"", 10.0, error="TimeoutError: timed out")
+    assert contract._rows_problem(None, 500, silent).endswith("no answer after 10.0 s (TimeoutError: timed out)")
 
 
 def test_http_dates():
