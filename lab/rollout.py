@@ -202,13 +202,16 @@ class Report:
 Runner = Callable[..., subprocess.CompletedProcess[str]]  # (argv, check=True, timeout=None), as run
 
 
-def ready(container: Container, run: Runner = run) -> bool:
-    """Healthy by Docker's last check, or by its healthcheck command run now."""
+def ready(container: Container, run: Runner = run, settled: bool = False) -> bool:
+    """Healthy by Docker's last check, or by its healthcheck command run now. Settled: by Docker's
+    own check only, which is what compose's `service_healthy` and `docker ps` read."""
     if container.health == "healthy":
         return True
     command = probe_command(container.healthcheck)
     if command is None:
         return container.status == "running"
+    if settled:
+        return False
     return run(exec_in(container.id, command), check=False, timeout=PROBE_TIMEOUT).returncode == 0
 
 
@@ -222,10 +225,11 @@ def wait_all(
     timeout: float,
     run: Runner = run,
     say: Callable[[str], None] = lambda message: None,
+    settled: bool = False,
 ) -> dict[str, float]:
     """Until every container is ready, all probed side by side every PROBE_INTERVAL; RolloutError
     (with its log) when one exits or the timeout passes. Returns, per container ID, the moment
-    (time.monotonic) it was seen ready."""
+    (time.monotonic) it was seen ready. Settled: until Docker's own check says so (see ready)."""
     began = time.monotonic()
     deadline = began + timeout
     pending = {c.id: (service, c) for service, c in containers}
@@ -237,7 +241,7 @@ def wait_all(
                 if container.status in ("exited", "dead"):
                     service = pending[container.id][0]
                     raise RolloutError(f"{service}: {container.name} exited while starting", log(container, run))
-            for container, ok in zip(fresh, pool.map(lambda c: ready(c, run), fresh), strict=True):
+            for container, ok in zip(fresh, pool.map(lambda c: ready(c, run, settled), fresh), strict=True):
                 if ok:
                     seen[container.id] = time.monotonic()
                     service = pending.pop(container.id)[0]
@@ -253,12 +257,16 @@ def wait_all(
 
 
 def wait_healthy(
-    names: Sequence[str], timeout: float, run: Runner = run, say: Callable[[str], None] = lambda message: None
+    names: Sequence[str],
+    timeout: float,
+    run: Runner = run,
+    say: Callable[[str], None] = lambda message: None,
+    settled: bool = False,
 ) -> dict[str, float]:
     """Until the named containers (names or IDs, started already) are ready, as `lab up` waits: what
     every other wait of the lab calls. Per container ID, the moment (time.monotonic) it was ready."""
     found = [Container.from_inspect(c) for c in json.loads(run(inspect(list(names))).stdout)]
-    return wait_all([(c.name, c) for c in found], timeout, run, say)
+    return wait_all([(c.name, c) for c in found], timeout, run, say, settled)
 
 
 @dataclass

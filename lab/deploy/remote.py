@@ -111,10 +111,11 @@ class RemoteDatabase:
         self.docker(commands.docker_stop(self.container))
 
     def start(self, timeout: float = 90) -> None:
-        """Start it and wait as `lab up` does: lab.rollout's probe, its docker commands run over SSH."""
+        """Start it and wait until Docker itself calls it healthy again (lab.rollout, settled; its docker
+        commands run over SSH): the verifier hands the host back as it found it."""
         self.docker(commands.docker_start(self.container))
         try:
-            rollout.wait_healthy([self.container], timeout, self.docker)
+            rollout.wait_healthy([self.container], timeout, self.docker, settled=True)
         except rollout.RolloutError as error:
             raise LabError(
                 f"the host's database did not come back after it was started: {error}", Exit.UNHEALTHY

@@ -31,9 +31,10 @@ class ContainerDatabase:
         self.container.stop(timeout=20)
 
     def start(self, timeout: float = 60) -> None:
-        """Start it and wait as `lab up` does (lab.rollout: its own healthcheck, probed every 0.25 s)."""
+        """Start it and wait until Docker itself calls it healthy again (lab.rollout, settled): the verifier
+        hands the lab back as it found it, to compose's `service_healthy` and to the host checks."""
         self.container.start()
         try:
-            rollout.wait_healthy([self.container.id], timeout)
+            rollout.wait_healthy([self.container.id], timeout, settled=True)
         except rollout.RolloutError as error:
             raise LabError(f"the database did not come back after it was started: {error}", Exit.UNHEALTHY) from None

@@ -1,6 +1,7 @@
 """lab/rollout.py's commands, as exact argv lists, and how it reads what `docker inspect` says."""
 
 import ast
+import subprocess
 from pathlib import Path
 
 from lab import rollout
@@ -59,6 +60,24 @@ def test_container_from_inspect():
     assert c.healthcheck == ["CMD", "x"] and c.addresses == {"p_web": "10.1.0.5"}
     bare = rollout.Container.from_inspect({**data, "Config": {}, "State": {"Status": "exited"}, "NetworkSettings": {}})
     assert (bare.health, bare.healthcheck, bare.addresses) == ("", None, {})
+
+
+def test_ready_probes_now_unless_settled_is_asked():
+    """The probe runs the image's healthcheck at once; settled waits for Docker's own check, which
+    compose's service_healthy and the host checks read (a restarted database reads "starting")."""
+    probed: list[list[str]] = []
+
+    def runner(argv, check=True, timeout=None):
+        probed.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    starting = rollout.Container("abc", "p-postgres-1", "sha256:1", "running", "starting", ["CMD", "x"], {})
+    assert rollout.ready(starting, runner) is True
+    assert probed == [["docker", "exec", "abc", "x"]]
+    assert rollout.ready(starting, runner, settled=True) is False
+    assert len(probed) == 1, "settled never runs the probe"
+    healthy = rollout.Container("abc", "p-postgres-1", "sha256:1", "running", "healthy", ["CMD", "x"], {})
+    assert rollout.ready(healthy, runner, settled=True) is True
 
 
 def test_usage_error_exits_2(capsys):
