@@ -5,8 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.bench.format import WARN, cpu_cell, escape, label, latency_cell, mib, rps, rps_cell, size
-from lab.bench.results import cell_index, flagged_runs, targets, tests
+from lab.bench.format import (
+    WARN,
+    cpu_cell,
+    escape,
+    label,
+    latency_cell,
+    mib,
+    percent,
+    rps,
+    rps_cell,
+    scheme_label,
+    size,
+)
+from lab.bench.plan import HTTP, HTTPS
+from lab.bench.results import cell_index, flagged_runs, levels, scheme_of, targets, tests
 
 ERROR_HEADER = ["target", "test", "connections", "repetition", "problems"]
 
@@ -39,6 +52,7 @@ def facts_lines(document: dict[str, Any]) -> list[tuple[str, str]]:
     commit = (g["commit"] or "not a git checkout")[:12] + (" (with uncommitted changes)" if g["dirty"] else "")
     warm = f" after a {s['warmup_s']:g} s warm-up" if s["warmup_s"] else ""
     where = f"the deployed host {s['host']}" if s.get("host") else "the machine lab ran on"
+    tls = ", each over HTTP and over HTTPS side by side" if s.get("tls") else ""
     return [
         (
             "Machine",
@@ -50,7 +64,7 @@ def facts_lines(document: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "Load",
             f"wrk {v.get('wrk', '')} from {s['load_from']}; {s['duration_s']:g} s per run{warm}, "
-            f"{s['repeat']} repetition(s), frameworks interleaved; request timeout {s['timeout_s']:g} s; "
+            f"{s['repeat']} repetition(s), frameworks interleaved{tls}; request timeout {s['timeout_s']:g} s; "
             f"queries={s['queries']} for /queries and /updates",
         ),
         (
@@ -127,7 +141,13 @@ FRAMEWORK_NOTE = (
 
 def error_rows(document: dict[str, Any]) -> list[list[str]]:
     return [
-        [label(r["target"]), r["test"], str(r["concurrency"]), str(r["repetition"]), "; ".join(r["problems"])]
+        [
+            scheme_label(r["target"], scheme_of(r)),
+            r["test"],
+            str(r["concurrency"]),
+            str(r["repetition"]),
+            "; ".join(r["problems"]),
+        ]
         for r in flagged_runs(document)
     ]
 
@@ -229,4 +249,53 @@ CHOOSE_NOTE = (
     "Best server: the measured server with the most requests/s over all tests at the highest concurrency. "
     "Requests per app CPU second: 1,000 over the app container's CPU milliseconds per 1,000 requests (every "
     "worker, all cores), so it does not depend on how many cores the app got."
+)
+
+
+TLS_HEADER = [
+    "target",
+    "test",
+    "connections",
+    "HTTP req/s",
+    "HTTPS req/s",
+    "HTTPS / HTTP",
+    "HTTP CPU ms per 1k",
+    "HTTPS CPU ms per 1k",
+]
+
+
+def tls_rows(document: dict[str, Any]) -> list[list[str]]:
+    """`--tls`: per test, concurrency and target (the ceiling first) measured over HTTPS, its
+    requests/s over HTTP and over HTTPS, what HTTPS keeps of HTTP's, and CPU per 1,000 requests of both."""
+    plain, secure = cell_index(document, HTTP), cell_index(document, HTTPS)
+    rows = []
+    for test in tests(document):
+        for level in levels(document):
+            for target in targets(document):
+                http, https = plain.get((target, test, level)), secure.get((target, test, level))
+                if https is None:
+                    continue
+                before = ((http or {}).get("requests_per_s") or {}).get("median")
+                after = https["requests_per_s"]["median"]
+                rows.append(
+                    [
+                        label(target),
+                        test,
+                        str(level),
+                        rps_cell(http, target, share=False),
+                        rps_cell(https, target, share=False),
+                        percent(after / before, 0) if before and after is not None else "—",
+                        cpu_cell(http),
+                        cpu_cell(https),
+                    ]
+                )
+    return rows
+
+
+TLS_NOTE = (
+    "Each target over plain HTTP and over HTTPS (nginx's TLS listener), the two runs side by side in each turn, "
+    "so both see the same CPU drift. HTTPS / HTTP: the share of HTTP's requests/s that HTTPS keeps. CPU ms per "
+    "1,000 requests: app + nginx + PostgreSQL; the TLS work is nginx's (it speaks plain HTTP to the apps). wrk "
+    "keeps its connections open, so there are few handshakes: this is mostly the cost of encrypting the traffic. "
+    "wrk does not verify the certificate."
 )
