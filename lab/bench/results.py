@@ -119,9 +119,13 @@ def cells(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "cpu_ms_per_1k_requests": cpu_per_1k,
             }
         )
-    ceilings = {(*_key(c)[1:], c["scheme"]): c["requests_per_s"]["median"] for c in found if c["target"] == CEILING}
+    ceilings = {
+        (c["test"], c["concurrency"], c["scheme"]): c["requests_per_s"]["median"]
+        for c in found
+        if c["target"] == CEILING
+    }
     for cell in found:
-        top = ceilings.get((*_key(cell)[1:], cell["scheme"]))
+        top = ceilings.get((cell["test"], cell["concurrency"], cell["scheme"]))
         mine = cell["requests_per_s"]["median"]
         if top and mine is not None:
             cell["share_of_ceiling"] = round(mine / top, 5)
