@@ -4,7 +4,8 @@ changed, a damaged copy refused, the restore brings the rows back → a changed 
 before anything is sent → a second deploy (with a backup) changes nothing → one framework changed is shipped
 and swapped alone under 64 connections of load with no failed request → `lab releases --vm` and
 `lab rollback --vm` under load → `--host root@…` twice (the first shuts root out and carries on as the deploy user, the
-second logs in as that user) → SSH dropped in the middle of image shipping, then deploy again → a second
+second logs in as that user) → SSH dropped in the middle of image shipping, then deploy again → `--domain` against
+Pebble: a certificate issued, verified and renewed under load → a second
 controller with new secrets deploys → undeploy → vm down, leaving nothing behind. Every `lab` command runs
 with fake cloud tokens in its environment, and none of them may be stored anywhere.
 On the VM's default release (Debian 13); LAB_TEST_DEBIAN=12 (or 12,13) runs it on Debian 12 (test ids [debian12])."""
@@ -26,9 +27,11 @@ from pathlib import Path
 
 import pytest
 
+from lab import tls
 from lab.bench import schema
 from lab.load import CountedLoad
 from lab.vm import commands as vmcommands
+from tests.integration import pebble
 from tests.integration.conftest import LAB, ROOT, debian_releases, get, lab_env, run_lab, verify_failures
 
 pytestmark = pytest.mark.integration
@@ -37,6 +40,8 @@ SSH_PORT, HTTP_PORT = 12322, 18091
 KNOWN_HOSTS = ROOT / ".lab" / "known_hosts"
 BACKUPS = ROOT / ".lab" / "backups" / VM
 RELEASES = debian_releases()  # one VM at a time: each release's tests run, then its VM goes
+DOMAIN = "lab.e2e.test"  # Pebble's DNS (challtestsrv) answers it with the stand-in's address
+PEBBLE_PORTS = pebble.Ports(acme=28240, management=28250, dns=28253, challtest=28255)
 
 
 # Planted in the environment of every lab command here: the README promises a token is never stored.
@@ -419,6 +424,44 @@ def check_second_controller(engine, app: str, tmp_path: Path) -> None:
     assert on_vm(f"curl -fsS -o /dev/null http://127.0.0.1/{app}/db").returncode == 0
 
 
+def check_domain_on_host(engine, app: str, tmp_path: Path) -> None:
+    """`lab deploy --domain` against Pebble on this machine (never a real CA): a certificate by HTTP-01 through
+    the host's nginx, its chain to Pebble's root, the domain's checks of `lab verify --ca`, certbot.timer on,
+    then a renewal by certbot.timer's own service under HTTPS keep-alive load to the domain: the new certificate
+    served, no failed request; the key in no log. The bad ACME inputs are test_acme.py's (opt-in)."""
+    https = vmcommands.https_port(HTTP_PORT)
+    network = next(iter(engine.containers.get(VM).attrs["NetworkSettings"]["Networks"].values()))
+    with pebble.running(tmp_path / "pebble", network, PEBBLE_PORTS) as ca:
+        started = time.monotonic()
+        result = deploy(*ca.acme_args(DOMAIN))
+        took = time.monotonic() - started
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        issuance = pebble.task_seconds(ROOT / ".lab" / "deploy" / VM, "ACME: get a certificate")
+        print(f"lab deploy --vm {VM} --domain {DOMAIN} (Pebble): {took:.0f}s, ACME issuance {issuance:.1f}s")
+        assert f"https://{DOMAIN}/" in result.stdout
+        cert = pebble.served(ca.root_file, https, DOMAIN)  # its chain leads to Pebble's root
+        assert tls.sans(cert) == {DOMAIN}
+        assert on_vm("systemctl is-enabled certbot.timer && systemctl is-active certbot.timer").returncode == 0
+
+        verify = ("verify", app, "--vm", VM, "--ca", str(ca.root_file), "--no-infra", "--keep-database", "--json")
+        checked = run_lab(*verify, env=vm_env())
+        assert checked.returncode == 0, checked.stdout[-4000:] + checked.stderr[-2000:]
+        results = json.loads(checked.stdout)["results"]
+        domain_checks = {r["check"]: r["status"] for r in results if DOMAIN in r["url"]}
+        wanted = {f"tls: {name}": "pass" for name in pebble.DOMAIN_CHECKS}
+        assert wanted.items() <= domain_checks.items(), domain_checks
+
+        paths = [f"/{app}/plaintext", "/_lab/plaintext"]
+        old, new, renewal, tallies = pebble.renew_under_load(on_vm, ca.root_file, https, DOMAIN, paths)
+        report = {p: (t.ok, t.failed, t.reasons()) for p, t in tallies.items()}
+        print(f"renewal by certbot.service under HTTPS keep-alive load: {renewal:.1f}s, {report}")
+        assert old.serial_number == cert.serial_number
+        assert new.serial_number != cert.serial_number and tls.sans(new) == {DOMAIN}
+        assert all(t.ok > 0 for t in tallies.values()), report
+        assert sum(t.failed for t in tallies.values()) == 0, report
+        pebble.check_key_in_no_log(on_vm, DOMAIN, ROOT / ".lab" / "deploy" / VM)
+
+
 def check_https_on_host(app: str) -> None:
     """443 serves the lab CA's certificate for the address deployed to; its key is the secrets' group's only."""
     context = ssl.create_default_context(cafile=str(ROOT / ".lab" / "ca" / "ca.pem"))
@@ -490,6 +533,7 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     check_rollback_on_host(app, apps[-1])
     check_root_deploy(vm, engine, app)
     check_ssh_dropped_while_shipping(engine, apps[-1])
+    check_domain_on_host(engine, apps[0], tmp_path)
     check_second_controller(engine, apps[0], tmp_path)
 
     result = run_lab("undeploy", "--vm", VM, env=vm_env())
