@@ -145,6 +145,8 @@ def rows(settings: Settings) -> list[dict[str, object]]:
             "status": vm.status,
             "server_id": vm.server_id,
             "created_at": vm.created_at,
+            "group": vm.group,
+            "private_ip": vm.private_ip,
         }
         for vm in store.vms.values()
     ]
@@ -173,8 +175,9 @@ def list_vms(settings: Settings, out: Console, as_json: bool) -> None:
         return
     table = Table("name", "provider", "region", "size", "ip", "status", "created")
     for row in found:
+        shown = {**row, "ip": f"{row['ip']} ({row['private_ip']})" if row.get("private_ip") else row["ip"]}
         table.add_row(
-            *(str(row[k] or "") for k in ("name", "provider", "region", "size", "ip", "status", "created_at"))
+            *(str(shown[k] or "") for k in ("name", "provider", "region", "size", "ip", "status", "created_at"))
         )
     out.print(table)
     if not found:

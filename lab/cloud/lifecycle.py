@@ -1,8 +1,10 @@
-"""Create a cloud server for the lab, destroy one, destroy everything the lab made.
+"""Create a cloud server for the lab, or a group of them in one private network; destroy one (a group's network
+goes with its last server); destroy everything the lab made.
 
 Create: the lab's SSH key (registered once, found again by fingerprint), the firewall (SSH, HTTP, HTTPS
 in), the server from the current Debian image with the local stand-in's cloud-init user-data, then waits
-until it is active and SSH, cloud-init and sudo answer. The server gets a host key made here, through its
+until it is active and SSH, cloud-init and sudo answer. A group (`--count`): the private network first, then
+each server attached to it. The server gets a host key made here, through its
 user-data, and that key is pinned in `.lab/known_hosts` before the first contact: even that is verified.
 Each id is written to `.lab/cloud.json` as soon
 as it is known; any failure, a timeout or Ctrl-C at any step removes what this run made (and a

@@ -344,8 +344,14 @@ def test_a_count_whose_names_clash_is_exit_2_and_nothing_is_made(cloud):
 
 
 def test_destroy_group_on_the_command_line(cloud):
-    make(cloud)
+    records = make(cloud)
     cloud.create("other")
+    listed = cloud.lab("list", "--json")
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert [(rows[r.name]["group"], rows[r.name]["private_ip"]) for r in records] == [
+        (GROUP, r.private_ip) for r in records
+    ]
+    assert (rows["other"]["group"], rows["other"]["private_ip"]) == (None, None)
     result = cloud.lab("destroy", "--group", GROUP)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("destroyed on") == 3 and "1 private network" in result.stdout
