@@ -261,7 +261,10 @@ def create(
     ] = False,
     token_file: TokenFileOption = None,
     timeout: Annotated[
-        float, typer.Option(help="Seconds until the server must be active and answer SSH, or it is deleted again.")
+        float,
+        typer.Option(
+            help="Seconds until the server (with --count: each) is active and answers SSH, or all is deleted again."
+        ),
     ] = 600.0,
 ) -> None:
     """Create a cloud server (Debian 13, the lab's SSH key, a firewall for SSH/HTTP/HTTPS) to deploy to, or
