@@ -6,6 +6,10 @@ set -uo pipefail
 
 render-upstreams
 nginx -t -q || exit 1
+# The ACME bundle as it is before nginx reads it (init_by_lua): a file renamed into place after this
+# is noticed below, even one that lands while nginx starts (taken later, it would be missed).
+bundle=/run/lab-acme/live/cert.pem
+seen=$(stat -c '%i %Y %s' "$bundle" 2>/dev/null)
 nginx -g 'daemon off;' &
 nginx_pid=$!
 trap 'kill -QUIT "$nginx_pid" 2>/dev/null; wait "$nginx_pid"; exit 0' TERM INT QUIT
@@ -18,8 +22,6 @@ done
 
 # A renewed ACME certificate (a new file in the mounted folder) is handed over without a reload;
 # the host's deploy hook asks at once too (render-upstreams --tls), this catches the rest.
-bundle=/run/lab-acme/live/cert.pem
-seen=$(stat -c '%i %Y %s' "$bundle" 2>/dev/null)
 while kill -0 "$nginx_pid" 2>/dev/null; do
     if render-upstreams; then
         nginx -t -q && nginx -s reload
