@@ -9,7 +9,7 @@ test:
 	scripts/bootstrap
 	.venv/bin/ruff check lab tests stacks playbooks/roles/lab/files/ship-image playbooks/roles/swarm/files/swarm-deploy
 	cd playbooks && PATH="$(CURDIR)/.venv/bin:$$PATH" ansible-lint --profile production --nocolor -q .
-	.venv/bin/pytest --durations=40  # the slowest steps: where a CI run spends its time
+	.venv/bin/pytest --durations=40 -rP  # the slowest steps, and what passing tests print (their figures)
 
 unit:
 	.venv/bin/pytest tests/unit
