@@ -311,7 +311,8 @@ def _verify_swarm(lab: Lab, targets: list[Target], apps: list[stacklib.Stack]) -
     results = []
     for node in nodes:
         with console.status(f"verifying {node.inventory_name} …"):
-            found = contract.verify(node.url, [a.name for a in apps], db, restart_db=False)
+            names, bare = [a.name for a in apps], [a.name for a in apps if a.bare]
+            found = contract.verify(node.url, names, db, restart_db=False, bare=bare)
         results += [dataclasses.replace(r, framework=f"{r.framework}@{node.inventory_name}") for r in found]
     console.print("[dim]lab verify: a swarm: the database restart check and testinfra are not run[/]")
     return results
