@@ -58,7 +58,10 @@ out = Console(soft_wrap=True)
 
 @app.command()
 def run(
-    frameworks: Annotated[list[str] | None, typer.Argument(help="Frameworks (all when none are named).")] = None,
+    frameworks: Annotated[
+        list[str] | None,
+        typer.Argument(help="Frameworks and baselines (bare apps, `lab stacks`); all of them when none are named."),
+    ] = None,
     tests: Annotated[str, typer.Option(help=f"Comma-separated tests: {', '.join(plan.TESTS)}.")] = ",".join(plan.TESTS),
     duration: Annotated[int, typer.Option(help="Seconds per load run (1-120).")] = 10,
     concurrency: Annotated[str, typer.Option(help="Comma-separated connection counts (1-1024 each).")] = "16,64,256",
@@ -90,7 +93,8 @@ def run(
     key: KeyOption = None,
     vm: VmOption = None,
 ) -> None:
-    """Measure the frameworks and the ceiling (nginx alone); write results.json, report.md, report.html.
+    """Measure the frameworks, the baselines (bare apps, plaintext and json only) and the ceiling (nginx
+    alone); write results.json, report.md, report.html (with each framework's overhead over its baseline).
 
     A warm-up, then wrk per framework, test and concurrency. Only frameworks that pass `lab verify`
     (without the database-stop check) are measured. Ctrl-C stops and keeps what was measured.

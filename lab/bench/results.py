@@ -153,9 +153,15 @@ def cell_index(document: dict[str, Any]) -> dict[tuple[str, str, int], dict[str,
     return {_key(cell): cell for cell in document["cells"]}
 
 
+def entries(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every measured stack's entry: the frameworks, then the baselines (older documents have none)."""
+    return [*document["frameworks"], *document.get("baselines", [])]
+
+
 def targets(document: dict[str, Any]) -> list[str]:
-    """The ceiling first (when measured), then every measured framework, in the results' order."""
-    measured = [f["name"] for f in document["frameworks"] if f["measured"]]
+    """The ceiling first (when measured), then every measured framework, then every measured
+    baseline, in the results' order."""
+    measured = [f["name"] for f in entries(document) if f["measured"]]
     has_ceiling = any(c["target"] == CEILING for c in document["cells"])
     return ([CEILING] if has_ceiling else []) + measured
 

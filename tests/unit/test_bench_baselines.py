@@ -1,0 +1,115 @@
+"""lab bench's baselines without Docker: the plan runs them for plaintext and json only, and the
+report's overhead table pairs each framework with the bare app of its interface under its server."""
+
+from __future__ import annotations
+
+import re
+
+from lab.bench import plan, report, results, schema, tables
+from lab.bench.plan import CEILING
+
+from .test_bench import _result, make_document
+
+
+def test_the_plan_runs_baselines_for_plaintext_and_json_only_interleaved():
+    steps = plan.steps(["alpha", "beta"], ["plaintext", "db", "json"], [16], 2, 5, 1, 20, baselines=["bare"])
+    bare = [s for s in steps if s.target == "bare"]
+    assert {s.test for s in bare} == {"plaintext", "json"}
+    assert all(s.kind == "baseline" and s.bare and s.path == f"/bare/{s.test}" for s in bare)
+    assert {s.kind for s in steps if s.target != "bare"} == {"framework", "ceiling"}
+    first = [s.target for s in steps if not s.warmup and s.repetition == 1 and s.test == "plaintext"]
+    second = [s.target for s in steps if s.repetition == 2 and s.test == "plaintext"]
+    assert first == ["alpha", "beta", "bare", CEILING] and second == ["beta", "bare", CEILING, "alpha"]
+    assert [s.target for s in steps if s.test == "db" and not s.warmup and s.repetition == 1] == ["alpha", "beta"]
+    assert plan.targets_for("db", ["alpha"], baselines=["bare"]) == ["alpha"]
+
+
+# Frameworks and their servers; baselines measured in the same blocks (a hand-made `--servers g1,g2`).
+FRAMEWORKS = {  # variant: (server, interface)
+    "alpha@g1": ("g1", "wsgi"),
+    "beta@g1": ("g1", "asgi"),
+    "alpha@g2": ("g2", "wsgi"),  # no WSGI baseline ran under g2
+    "gamma@g1": ("g1", "own"),  # its own server: no bare app can share it
+}
+BASELINES = {"wsgi@g1": ("g1", "wsgi"), "asgi@g1": ("g1", "asgi"), "asgi@g2": ("g2", "asgi")}
+BARE_RPS = 4900.0  # make_document gives every unnamed target 500 requests/s, 490 in a first repetition
+
+
+def make_overhead_document(tests=("plaintext", "db"), levels=(16, 64), bare_errors=False) -> dict:
+    document = make_document(frameworks=tuple(FRAMEWORKS), tests=tests, levels=levels, repeat=1)
+    document["settings"]["servers"] = ["g1", "g2"]
+    for entry in document["frameworks"]:
+        entry["framework"], entry["server_name"] = entry["name"].split("@")
+        entry["server"], entry["interface"] = FRAMEWORKS[entry["name"]]
+    records = []
+    for step in plan.steps([], list(tests), list(levels), 1, 10, 0, 20, ceiling=False, baselines=list(BASELINES)):
+        errors = {"status": 3} if bare_errors else None
+        cpu = {"app": 4.0, "nginx": 2.0, "postgres": 0.0}
+        url = "http://nginx:8080" + step.path
+        started = "2026-01-01T00:00:00.000Z"
+        records.append(results.run_record(step, url, started, 2, _result(BARE_RPS, errors), 0, cpu, 1))
+    document["runs"] += records
+    document["cells"] = results.cells(document["runs"])
+    document["baselines"] = []
+    for name, (server, interface) in BASELINES.items():
+        entry = dict(document["frameworks"][0], name=name, title=f"bare {interface.upper()} app", version="")
+        entry |= {"framework": name.split("@")[0], "server_name": server, "server": server, "interface": interface}
+        document["baselines"].append(entry)
+    return document
+
+
+def test_a_hand_made_document_with_baselines_follows_the_schema():
+    document = make_overhead_document()
+    assert schema.errors(document) == []
+    kinds = {r["target"]: r["kind"] for r in document["runs"]}
+    assert {kinds[b] for b in BASELINES} == {"baseline"}
+    assert {c["kind"] for c in document["cells"] if c["target"] in BASELINES} == {"baseline"}
+    assert not any(c["target"] in BASELINES and c["test"] == "db" for c in document["cells"])
+    assert results.targets(document)[-3:] == list(BASELINES)  # after the frameworks, in every table
+
+
+def test_the_overhead_table_pairs_interface_and_server_and_says_when_none_ran():
+    header, rows = tables.overhead_rows(make_overhead_document())
+    assert header == ["framework", "server", "bare app", "test", "16 connections", "64 connections"]
+    by = {(r[0], r[1].split()[0], r[3]): r for r in rows}
+    assert len(rows) == len(FRAMEWORKS)  # plaintext only: db is not a test the bare apps answer
+    assert by[("alpha", "g1", "plaintext")][2:] == ["wsgi@g1", "plaintext", *["10.0% (490 / 4,900)"] * 2]
+    assert by[("beta", "g1", "plaintext")][2] == "asgi@g1"  # ASGI against the ASGI baseline
+    assert by[("alpha", "g2", "plaintext")][2:] == ["none ran under g2 (WSGI)", "plaintext", "—", "—"]
+    assert by[("gamma", "g1", "plaintext")][2:] == ["none: the framework is its own server", "plaintext", "—", "—"]
+
+
+def test_a_baseline_that_was_not_measured_or_had_errors_is_flagged():
+    document = make_overhead_document(tests=("plaintext", "json"), levels=(16,), bare_errors=True)
+    _, rows = tables.overhead_rows(document)
+    alpha = [r for r in rows if r[:2] == ["alpha", "g1 23.0.0"]]
+    assert [r[3] for r in alpha] == ["plaintext", "json"]
+    assert all(r[4] == "10.0% (490 / 4,900) ⚠ errors" for r in alpha)
+    document["baselines"][0]["measured"] = False
+    _, rows = tables.overhead_rows(document)
+    assert {r[2] for r in rows if r[:2] == ["alpha", "g1 23.0.0"]} == {"wsgi@g1 ⚠ not measured"}
+
+
+def test_the_reports_hold_the_overhead_table_and_the_baselines(tmp_path):
+    md_path, html_path = report.write(make_overhead_document(), tmp_path)
+    md, page = md_path.read_text(), html_path.read_text()
+    for text in (md, page):
+        assert "Overhead: each framework as a share of the bare app on the same server" in text
+        assert "Baselines (bare apps, no framework)" in text
+        assert "10.0% (490 / 4,900)" in text
+    assert re.search(r"^\| alpha \| g1 23\.0\.0 \| wsgi@g1 \| plaintext \| 10\.0% ", md, re.M)
+    assert re.search(r"^\| wsgi@g1 \| 4,900 \(", md, re.M)  # the bare app's own row, with its share of the ceiling
+    # never among the frameworks: not in the "choose" table, not in the frameworks' settings
+    assert [row[0] for row in tables.choose_rows(make_overhead_document())[1]] == ["alpha", "beta", "gamma"]
+
+
+def test_no_overhead_table_without_a_bare_test_or_in_an_older_document():
+    assert "Overhead" not in report.markdown(make_overhead_document(tests=("db",)))
+    older = make_document()  # written before baselines: no "baselines" key
+    assert "baselines" not in older and schema.errors(older) == []
+    assert "Overhead" not in report.markdown(older) and "Baselines" not in report.markdown(older)
+    again = make_document()
+    again["baselines"] = []  # a new document whose bench had no baseline: every row says so
+    _, rows = tables.overhead_rows(again)
+    assert rows and all(r[2] == "none ran under gunicorn" for r in rows)
+    assert "Overhead: each framework" in report.markdown(again)
