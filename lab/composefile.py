@@ -140,7 +140,7 @@ def render(settings: Settings, stacks: list[Stack]) -> dict[str, Any]:
         "build": {"context": _rel(settings, proxy.path), "args": base_arg},
         "restart": "unless-stopped",
         "environment": {
-            "LAB_UPSTREAMS": " ".join(f"{a.name}:{a.port}:{a.health}" for a in apps),
+            "LAB_UPSTREAMS": " ".join(a.upstream for a in apps),
             # Its stack.toml's ports: render-upstreams writes the listen lines from these.
             "LAB_LISTEN_PORT": str(proxy.port),
             "LAB_LISTEN_HTTPS_PORT": str(proxy.https_port),

@@ -159,7 +159,7 @@ def render(
     services[proxy.name] = {
         "image": image(proxy),
         "environment": {
-            "LAB_UPSTREAMS": " ".join(f"{a.name}:{a.port}:{a.health}" for a in apps),
+            "LAB_UPSTREAMS": " ".join(a.upstream for a in apps),
             # Its stack.toml's ports: render-upstreams writes the listen lines from these (as in the compose file).
             "LAB_LISTEN_PORT": str(proxy.port),
             "LAB_LISTEN_HTTPS_PORT": str(proxy.https_port),

@@ -104,6 +104,12 @@ class Stack:
         return f"/{self.name}"
 
     @property
+    def upstream(self) -> str:
+        """Its entry in nginx's LAB_UPSTREAMS (stacks/nginx/render-upstreams): name:port:health, and
+        :baseline for a baseline, which nginx routes alike but lists apart from the frameworks."""
+        return f"{self.name}:{self.port}:{self.health}" + (":baseline" if self.bare else "")
+
+    @property
     def bare(self) -> bool:
         """A baseline: the contract's plaintext, json and health only, with no framework and no database."""
         return self.kind == "baseline"

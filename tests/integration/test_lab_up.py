@@ -171,6 +171,8 @@ def test_nginx_front_door(lab_up, apps, baselines):
     assert index.status == 200
     for app in apps:
         assert f'href="/{app}/"' in index.body.decode()
+    frameworks, bare = index.body.decode().split("<h2>Baselines</h2>")  # listed apart from the frameworks
+    assert all(f'href="/{b}/plaintext"' in bare and f'href="/{b}/"' not in frameworks for b in baselines)
     assert get("/_lab/status.json").json() == dict.fromkeys([*apps, *baselines], "healthy")
     r = get(f"/{apps[0]}/json")
     assert r.headers["x-content-type-options"] == "nosniff"

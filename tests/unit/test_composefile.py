@@ -96,7 +96,8 @@ def test_apps_are_hardened_and_get_secrets_not_environment(root):
         assert set(app.secrets) <= set(service["secrets"])
     upstreams = compose["services"]["nginx"]["environment"]["LAB_UPSTREAMS"].split()
     # The frameworks, then the baselines: nginx routes both.
-    assert upstreams == [f"{a.name}:{a.port}:{a.health}" for a in [*apps, *stacklib.baselines(stacks)]]
+    bare = [f"{b.name}:{b.port}:{b.health}:baseline" for b in stacklib.baselines(stacks)]  # listed apart
+    assert upstreams == [f"{a.name}:{a.port}:{a.health}" for a in apps] + bare
     assert compose["secrets"]["ca"] == {"file": "${LAB_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"}
 
 

@@ -80,7 +80,7 @@ def test_nginx_on_every_node_publishing_on_the_node_itself():
         {"target": 8443, "published": 443, "protocol": "tcp", "mode": "host"},
     ]
     assert nginx["environment"]["LAB_UPSTREAMS"].split() == [
-        f"{a.name}:{a.port}:{a.health}" for a in stacklib.served(STACKS)
+        f"{a.name}:{a.port}:{a.health}" + (":baseline" if a.kind == "baseline" else "") for a in stacklib.served(STACKS)
     ]
     # the listen lines render-upstreams writes: the ports the stack publishes
     assert (nginx["environment"]["LAB_LISTEN_PORT"], nginx["environment"]["LAB_LISTEN_HTTPS_PORT"]) == ("8080", "8443")
