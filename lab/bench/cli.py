@@ -160,7 +160,8 @@ def _print_grid(document: dict[str, Any], level: int) -> None:
     for target in results.targets(document):
         row = [fmt.label(target)]
         for test in document["settings"]["tests"]:
-            text = fmt.rps_cell(cells.get((target, test, level)), target)
+            skip = results.skipped(document, target, test)  # a baseline: plaintext and json only
+            text = "—" if skip else fmt.rps_cell(cells.get((target, test, level)), target)
             row.append(f"[red]{text}[/]" if fmt.WARN in text else text)
         table.add_row(*row)
     out.print(table)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.bench import schema, stats
-from lab.bench.plan import CEILING, Step
+from lab.bench.plan import BARE_TESTS, CEILING, Step
 from lab.bench.wrk import ERROR_KINDS, WrkResult
 from lab.errors import Exit, LabError
 
@@ -164,6 +164,11 @@ def targets(document: dict[str, Any]) -> list[str]:
     measured = [f["name"] for f in entries(document) if f["measured"]]
     has_ceiling = any(c["target"] == CEILING for c in document["cells"])
     return ([CEILING] if has_ceiling else []) + measured
+
+
+def skipped(document: dict[str, Any], target: str, test: str) -> bool:
+    """Whether target never runs test by design: a baseline outside the tests it answers."""
+    return test not in BARE_TESTS and target in {b["name"] for b in document.get("baselines", [])}
 
 
 def levels(document: dict[str, Any]) -> list[int]:

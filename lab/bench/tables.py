@@ -80,7 +80,8 @@ def grid(document: dict[str, Any], level: int, render: Any) -> tuple[list[str], 
     for target in targets(document):
         row = [label(target)]
         for test in tests(document):
-            row.append(render(cells.get((target, test, level)), target))
+            skip = results.skipped(document, target, test)  # a baseline: plaintext and json only
+            row.append("—" if skip else render(cells.get((target, test, level)), target))
         rows.append(row)
     return header, rows
 

@@ -113,3 +113,13 @@ def test_no_overhead_table_without_a_bare_test_or_in_an_older_document():
     _, rows = tables.overhead_rows(again)
     assert rows and all(r[2] == "none ran under gunicorn" for r in rows)
     assert "Overhead: each framework" in report.markdown(again)
+
+
+def test_a_baseline_shows_a_dash_for_the_tests_it_skips_not_not_run():
+    document = make_overhead_document()
+    header, rows = tables.rps_grid(document, 16)
+    wsgi = next(r for r in rows if r[0] == "wsgi@g1")
+    assert header == ["", "plaintext", "db"] and wsgi[1].startswith("4,900") and wsgi[2] == "—"
+    alpha = next(r for r in rows if r[0] == "alpha@g1")
+    assert alpha[2] != "—" and results.skipped(document, "wsgi@g1", "db")
+    assert not results.skipped(document, "alpha@g1", "db") and not results.skipped(document, "wsgi@g1", "plaintext")
