@@ -277,7 +277,7 @@ class Lab:
                     "server": _label(app, serving.get(app.name)),
                 }
             )
-        for app in stacklib.baselines(self.stacks):  # after the frameworks, by their title: not one of them
+        for app in stacklib.baselines(self.stacks):  # after the frameworks: bare apps, none of them
             rows.append(
                 {
                     "framework": app.name,
