@@ -97,7 +97,8 @@ def test_a_short_bench_of_a_framework_and_its_baseline_reports_the_overhead(lab,
     assert runs == {(FRAMEWORK.name, "framework"), (WSGI.name, "baseline"), ("ceiling", "ceiling")}
     md = (folder / "report.md").read_text()
     assert "## Overhead: each framework as a share of the bare app on the same server" in md
-    row = next(line for line in md.splitlines() if line.startswith(f"| {FRAMEWORK.name} | {FRAMEWORK.server} "))
+    table = md.split("## Overhead: ", 1)[1].split("\n## ", 1)[0]
+    row = next(line for line in table.splitlines() if line.startswith(f"| {FRAMEWORK.name} | {FRAMEWORK.server} "))
     share = re.search(rf"\| {WSGI.name} \| plaintext \| (\d+\.\d)% \(([\d,.]+) / ([\d,.]+)\)[^|]* \|", row)
     assert share, row
     print(f"overhead: {FRAMEWORK.name} under {FRAMEWORK.server} is {share.group(1)}% of {WSGI.name}: {row}")
