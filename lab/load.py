@@ -41,6 +41,7 @@ class Tally:
     last_ok: float | None = None
     recovered: float | None = None  # the first success after the last failure
     ok_per_tick: dict[int, int] = field(default_factory=dict)  # successes per TICK seconds, by tick number
+    slowest: float = 0.0  # seconds the slowest answered request took (a stall shows here, not as a failure)
 
     @property
     def requests(self) -> int:
@@ -67,9 +68,10 @@ class Tally:
             counts[reason] = counts.get(reason, 0) + 1
         return counts
 
-    def _add(self, at: float, reason: str | None) -> None:
+    def _add(self, at: float, reason: str | None, seconds: float = 0.0) -> None:
         if reason is None:
             self.ok += 1
+            self.slowest = max(self.slowest, seconds)
             self.last_ok = at
             tick = int(at / TICK)
             self.ok_per_tick[tick] = self.ok_per_tick.get(tick, 0) + 1
@@ -198,6 +200,7 @@ class CountedLoad:
         try:
             while self._take():
                 reason: str | None
+                sent = time.monotonic()
                 try:
                     if connection is None:
                         connection = self._connect()
@@ -217,7 +220,7 @@ class CountedLoad:
                         connection.close()
                     connection = None
                 with self._lock:
-                    self._tallies[path]._add(self.now(), reason)
+                    self._tallies[path]._add(self.now(), reason, time.monotonic() - sent)
                 wait = FAILURE_PAUSE if reason else self.pause
                 if wait and self._stop.wait(wait):
                     break

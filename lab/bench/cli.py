@@ -24,7 +24,7 @@ from lab import settings as settingslib
 from lab import stacks as stacklib
 from lab.bench import compare as comparelib
 from lab.bench import format as fmt
-from lab.bench import plan, report, results
+from lab.bench import plan, report, results, tables
 from lab.bench.plan import CEILING, Options
 from lab.bench.runner import Bench, Interrupted, Outcome
 from lab.bench.site import HostSite, LocalSite
@@ -78,6 +78,14 @@ def run(
     restart: Annotated[
         bool, typer.Option("--restart", help="Restart each framework first, to time its start and idle memory.")
     ] = False,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="Measure every framework, baseline and the ceiling over HTTPS too (nginx's TLS listener), each "
+            "beside its plain HTTP run: the report's “TLS cost” table.",
+        ),
+    ] = False,
     servers: Annotated[
         str | None,
         typer.Option(
@@ -111,6 +119,7 @@ def run(
         pause=_positive("pause", pause, zero=True),
         threads=int(_positive("threads", threads)) if threads is not None else None,
         restart=restart,
+        tls=tls,
         servers=list(dict.fromkeys(s.lower() for s in plan.parse_list(servers, "servers"))) if servers else [],
         out=out_dir,
         command="lab bench " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]),
@@ -144,6 +153,13 @@ def _print_outcome(outcome: Outcome) -> None:
     document = outcome.document
     for level in document["settings"]["concurrency"]:
         _print_grid(document, level)
+    if plan.HTTPS in results.schemes(document):
+        table = Table(title="TLS cost: HTTPS beside plain HTTP", title_justify="left")
+        for index, name in enumerate(tables.TLS_HEADER):
+            table.add_column(name, justify="left" if index < 2 else "right")
+        for row in tables.tls_rows(document):
+            table.add_row(*row)
+        out.print(table)
     flagged = results.flagged_runs(document)
     if flagged:
         console.print(f"[red]lab: {len(flagged)} run(s) had errors; see “Runs with errors” in the report[/]")
@@ -186,7 +202,7 @@ def compare_command(
     for row in rows:
         colour = colours.get(row.verdict, "yellow")
         table.add_row(
-            fmt.label(row.target) if row.target != CEILING else "ceiling",
+            (fmt.label(row.target) if row.target != CEILING else "ceiling") + fmt.over(row.scheme),
             row.test,
             str(row.concurrency),
             fmt.rps(row.before),

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lab.bench import stats
-from lab.bench.plan import CEILING
-from lab.bench.results import cell_index
+from lab.bench.plan import CEILING, HTTP
+from lab.bench.results import cell_index, schemes
 
 
 @dataclass
@@ -23,13 +23,22 @@ class Row:
     verdict: str  # better / worse / within noise / no noise band / only in A / only in B / n/a
     p99_change: float | None
     errors: str  # "A", "B", "A and B" when runs had errors, else ""
+    scheme: str = HTTP  # https: a cell of `lab bench --tls`
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def rows(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
-    cells_a, cells_b = cell_index(a), cell_index(b)
+    """Every cell of A and B, HTTP's first; files written before `--tls` have HTTP's only."""
+    found = []
+    for scheme in dict.fromkeys([*schemes(a), *schemes(b)]):
+        found += _rows(a, b, scheme)
+    return found
+
+
+def _rows(a: dict[str, Any], b: dict[str, Any], scheme: str) -> list[Row]:
+    cells_a, cells_b = cell_index(a, scheme), cell_index(b, scheme)
     order = list(cells_a) + [k for k in cells_b if k not in cells_a]
     order.sort(key=lambda k: (k[1], k[0] != CEILING, k[0], k[2]))
     found = []
@@ -60,6 +69,7 @@ def rows(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
                 verdict=verdict,
                 p99_change=p99,
                 errors=" and ".join(flagged),
+                scheme=scheme,
             )
         )
     return found

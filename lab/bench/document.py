@@ -108,6 +108,7 @@ def header(
             "threads": options.threads or (machine["docker"]["cpus"] or 1),
             "restart": options.restart,
             "servers": list(options.servers),
+            "tls": options.tls,
             "cpu_counters": place["cpu_counters"],
             "frameworks": [f["name"] for f in frameworks],
         },

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from lab.bench.plan import CEILING
+from lab.bench.plan import CEILING, HTTPS
 
 CEILING_LABEL = "ceiling (nginx alone)"
 WARN = "⚠"
@@ -43,19 +43,28 @@ def label(target: str) -> str:
     return CEILING_LABEL if target == CEILING else target
 
 
+def over(scheme: str) -> str:
+    """What follows a target's name for its scheme: plain HTTP goes unsaid, as before `--tls`."""
+    return " over HTTPS" if scheme == HTTPS else ""
+
+
+def scheme_label(target: str, scheme: str) -> str:
+    return label(target) + over(scheme)
+
+
 def escape(text: object) -> str:
     """Text for HTML and SVG, quotes included."""
     return html.escape(str(text), quote=True)
 
 
-def rps_cell(cell: dict[str, Any] | None, target: str) -> str:
+def rps_cell(cell: dict[str, Any] | None, target: str, share: bool = True) -> str:
     if cell is None:
         return "—" if target == CEILING else "not run"
     figures = cell["requests_per_s"]
     text = rps(figures["median"])
     if figures["n"] and figures["n"] > 1 and figures["spread"] is not None:
         text += f" ±{figures['spread'] * 50:.0f}%"  # half the range, around the median
-    if cell["share_of_ceiling"] is not None and target != CEILING:
+    if share and cell["share_of_ceiling"] is not None and target != CEILING:
         text += f" ({percent(cell['share_of_ceiling'])})"
     if cell["runs_with_errors"]:
         text += f" {WARN} errors in {cell['runs_with_errors']}/{cell['runs']}"

@@ -2,12 +2,13 @@
 
 Frameworks are interleaved (effective CPU speed drifts from minute to minute): within each
 test and concurrency every target runs once before any runs again, and each repetition starts
-with a different target. The ceiling is nginx answering the same response itself.
+with a different target. The ceiling is nginx answering the same response itself. With --tls
+each target's turn is a run over HTTP and one over HTTPS, side by side: both see the same drift.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,11 +31,13 @@ BARE_TESTS = ("plaintext", "json")
 NO_CEILING_NOTE = "no nginx ceiling for {tests}: nginx cannot answer them alone (they need the database)"
 RUN_OVERHEAD_S = 1.0  # starting and removing the wrk container, reading CPU counters
 LIMITS = {"duration": (1, 120), "warmup": (0, 60), "concurrency": (1, 1024), "repeat": (1, 10), "queries": (1, 500)}
+HTTP, HTTPS = "http", "https"
+SCHEMES = (HTTP, HTTPS)
 
 
 @dataclass(frozen=True)
 class Step:
-    target: str  # a framework, or CEILING
+    target: str  # a framework, a baseline, or CEILING
     test: str
     concurrency: int
     repetition: int  # 1-based
@@ -42,12 +45,26 @@ class Step:
     path: str
     warmup: bool = False
     bare: bool = False  # a baseline's run
+    scheme: str = HTTP  # HTTPS: through nginx's TLS listener (`--tls`)
 
     @property
     def kind(self) -> str:
         if self.target == CEILING:
             return "ceiling"
         return "baseline" if self.bare else "framework"
+
+
+def listen_ports(proxy: Stack) -> dict[str, int]:
+    """nginx's listen ports in its container per scheme: its stack.toml's port and https_port."""
+    if proxy.port is None or proxy.https_port is None:  # stacks.py requires both of a proxy
+        raise LabError(f"{proxy.name}'s stack.toml names no port or https_port", Exit.USAGE)
+    return {HTTP: proxy.port, HTTPS: proxy.https_port}
+
+
+def url(step: Step, host: str, ports: Mapping[str, int]) -> str:
+    """What wrk loads: nginx by its name on the lab's network, at its listen port for the step's
+    scheme (stack.toml's port and https_port, not the ports published on the machine)."""
+    return f"{step.scheme}://{host}:{ports[step.scheme]}{step.path}"
 
 
 VARIANT = "@"  # FRAMEWORK@SERVER: a framework under one of its servers (`--servers`)
@@ -143,24 +160,33 @@ def steps(
     queries: int,
     ceiling: bool = True,
     baselines: Sequence[str] = (),
+    tls: bool = False,
 ) -> list[Step]:
     """Every load run in order: per repetition and test, a warm-up per target at the highest
     concurrency (first repetition only), then each concurrency with every target in turn. The
-    baselines are targets like the frameworks, for BARE_TESTS only."""
+    baselines are targets like the frameworks, for BARE_TESTS only. With tls each target's turn
+    (a baseline's too) is two runs side by side, HTTP and HTTPS, HTTP first in odd repetitions
+    and HTTPS first in even ones, so neither scheme always follows another target."""
     plan: list[Step] = []
     bare = set(baselines)
+    schemes = SCHEMES if tls else (HTTP,)
     for repetition in range(1, repeat + 1):
         for test in tests:
-            order = rotate(targets_for(test, frameworks, ceiling, baselines), repetition - 1)
+            pair = schemes if repetition % 2 else schemes[::-1]
+            targets = rotate(targets_for(test, frameworks, ceiling, baselines), repetition - 1)
+            order = [(t, s) for t in targets for s in pair]
             if warmup > 0 and repetition == 1:
                 top = max(concurrency)
                 plan += [
-                    Step(t, test, top, repetition, warmup, path(t, test, queries), warmup=True, bare=t in bare)
-                    for t in order
+                    Step(
+                        t, test, top, repetition, warmup, path(t, test, queries), warmup=True, bare=t in bare, scheme=s
+                    )
+                    for t, s in order
                 ]
             for level in concurrency:
                 plan += [
-                    Step(t, test, level, repetition, duration, path(t, test, queries), bare=t in bare) for t in order
+                    Step(t, test, level, repetition, duration, path(t, test, queries), bare=t in bare, scheme=s)
+                    for t, s in order
                 ]
     return plan
 
@@ -184,6 +210,7 @@ class Options:
     pause: float = 1.0
     threads: int | None = None
     restart: bool = False
+    tls: bool = False  # every target over HTTPS too, beside plain HTTP
     servers: list[str] = field(default_factory=list)  # empty: each framework's default server
     out: Path | None = None
     command: str = "lab bench"

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Ta
 from rich.text import Text
 
 from lab.bench import plan
+from lab.bench.format import scheme_label
 from lab.bench.plan import Step
 
 
@@ -74,7 +75,7 @@ class RunProgress:
         )
         self.progress.update(
             self.task,
-            description=f"{label} {step.test:<9} c={step.concurrency:<4} {step.target}",
+            description=f"{label} {step.test:<9} c={step.concurrency:<4} {scheme_label(step.target, step.scheme)}",
             total=(time.monotonic() - self.began) + plan.estimate_s(self.steps[index:], self.pause),
         )
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from lab.bench import charts, tables
 from lab.bench.format import escape, percent, rps
-from lab.bench.plan import BARE_TESTS, CEILING
-from lab.bench.results import entries, levels, targets, tests
+from lab.bench.plan import BARE_TESTS, CEILING, HTTPS
+from lab.bench.results import entries, levels, schemes, targets, tests
 from lab.bench.tables import (
     ERROR_HEADER,
     FRAMEWORK_HEADER,
@@ -54,15 +54,21 @@ def markdown(document: dict[str, Any]) -> str:
                 lines += ["", f"## Framework × server: {test}, requests per second, {level} connections", ""]
                 lines += tables.markdown(*tables.server_matrix(document, test, level))
         lines += ["", tables.SERVER_MATRIX_NOTE]
+    tls = HTTPS in schemes(document)
     if has_overhead(document):
         lines += ["", f"## {OVERHEAD_TITLE}", ""]
         lines += tables.markdown(*tables.overhead_rows(document), "llll" + "r" * len(levels(document)))
-        lines += ["", tables.OVERHEAD_NOTE]
+        lines += ["", tables.OVERHEAD_NOTE + (" " + tables.OVERHEAD_TLS_NOTE if tls else "")]
+    if tls:
+        lines += ["", "## TLS cost: HTTPS beside plain HTTP", ""]
+        lines += tables.markdown(tables.TLS_HEADER, tables.tls_rows(document), "llrrrrrr")
+        lines += ["", tables.TLS_NOTE]
     for level in levels(document):
         lines += ["", f"## Requests per second, {level} connections", ""]
         lines.append(
             "Median of the runs, ± half their range (the noise band), and in brackets the share of the "
             "ceiling: nginx answering the same response itself."
+            + (" Over plain HTTP (HTTPS: “TLS cost” above)." if tls else "")
         )
         if no_ceiling_note(document):
             lines.append(f"There is {no_ceiling_note(document)}.")
@@ -119,10 +125,12 @@ def html_page(document: dict[str, Any]) -> str:
     body.append(f'<table class="facts">{facts}</table>')
 
     frameworks_only = [t for t in targets(document) if t != CEILING]
+    tls = HTTPS in schemes(document)
     body.append("<h2>Requests per second</h2>")
     body.append(
         '<p class="muted">Median of the repetitions; the black whisker spans the lowest to the highest. '
         "The ceiling is nginx answering the same response itself."
+        + (" Over plain HTTP (HTTPS: the “TLS cost” table below)." if tls else "")
         + (f" There is {escape(no_ceiling_note(document))}." if no_ceiling_note(document) else "")
         + "</p>"
     )
@@ -165,7 +173,12 @@ def html_page(document: dict[str, Any]) -> str:
     if has_overhead(document):
         body.append(f"<h3>{escape(OVERHEAD_TITLE)}</h3>")
         body.append(tables.html_table(*tables.overhead_rows(document)))
-        body.append(f'<p class="muted">{escape(tables.OVERHEAD_NOTE)}</p>')
+        note = tables.OVERHEAD_NOTE + (" " + tables.OVERHEAD_TLS_NOTE if tls else "")
+        body.append(f'<p class="muted">{escape(note)}</p>')
+    if tls:
+        body.append("<h3>TLS cost: HTTPS beside plain HTTP</h3>")
+        body.append(tables.html_table(tables.TLS_HEADER, tables.tls_rows(document)))
+        body.append(f'<p class="muted">{escape(tables.TLS_NOTE)}</p>')
     for level in levels(document):
         body.append(
             f"<h3>Requests per second, {level} connections (median ± half the range, share of the ceiling)</h3>"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.bench import schema, stats
-from lab.bench.plan import BARE_TESTS, CEILING, Step
+from lab.bench.plan import BARE_TESTS, CEILING, HTTP, Step
 from lab.bench.wrk import ERROR_KINDS, WrkResult
 from lab.errors import Exit, LabError
 
@@ -54,6 +54,7 @@ def run_record(
         "concurrency": step.concurrency,
         "repetition": step.repetition,
         "warmup": step.warmup,
+        "scheme": step.scheme,
         "url": url,
         "started": started,
         "threads": threads,
@@ -71,20 +72,26 @@ def run_record(
     }
 
 
+def scheme_of(item: dict[str, Any]) -> str:
+    """A run's or a cell's scheme; files written before `--tls` have none: all plain HTTP."""
+    return str(item.get("scheme", HTTP))
+
+
 def _key(run: dict[str, Any]) -> tuple[str, str, int]:
     return run["target"], run["test"], run["concurrency"]
 
 
 def cells(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One cell per (target, test, concurrency) over its measured repetitions (warm-ups left
-    out): the median and spread of requests/s, median latencies, CPU per 1,000 requests, and
-    how many runs had errors — a cell with errors is flagged, never averaged clean."""
-    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    """One cell per (target, test, concurrency, scheme) over its measured repetitions (warm-ups
+    left out): the median and spread of requests/s, median latencies, CPU per 1,000 requests, and
+    how many runs had errors — a cell with errors is flagged, never averaged clean. The share of
+    the ceiling is against the ceiling over the same scheme."""
+    groups: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
     for run in runs:
         if not run["warmup"]:
-            groups.setdefault(_key(run), []).append(run)
+            groups.setdefault((*_key(run), scheme_of(run)), []).append(run)
     found = []
-    for (target, test, level), group in groups.items():
+    for (target, test, level, scheme), group in groups.items():
         latency = [r["latency_us"] or {} for r in group]
         cpu_per_1k = {}
         for part in ("app", "nginx", "postgres"):
@@ -100,6 +107,7 @@ def cells(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "kind": group[0]["kind"],
                 "test": test,
                 "concurrency": level,
+                "scheme": scheme,
                 "runs": len(group),
                 "runs_with_errors": sum(1 for r in group if not r["ok"]),
                 "problems": [f"repetition {r['repetition']}: {'; '.join(r['problems'])}" for r in group if not r["ok"]],
@@ -111,9 +119,13 @@ def cells(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "cpu_ms_per_1k_requests": cpu_per_1k,
             }
         )
-    ceilings = {(c["test"], c["concurrency"]): c["requests_per_s"]["median"] for c in found if c["target"] == CEILING}
+    ceilings = {
+        (c["test"], c["concurrency"], c["scheme"]): c["requests_per_s"]["median"]
+        for c in found
+        if c["target"] == CEILING
+    }
     for cell in found:
-        top = ceilings.get((cell["test"], cell["concurrency"]))
+        top = ceilings.get((cell["test"], cell["concurrency"], cell["scheme"]))
         mine = cell["requests_per_s"]["median"]
         if top and mine is not None:
             cell["share_of_ceiling"] = round(mine / top, 5)
@@ -149,8 +161,10 @@ def load(path: Path) -> dict[str, Any]:
     return document
 
 
-def cell_index(document: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
-    return {_key(cell): cell for cell in document["cells"]}
+def cell_index(document: dict[str, Any], scheme: str = HTTP) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """The cells over one scheme by (target, test, concurrency): plain HTTP unless asked (the
+    report's grids and charts are HTTP's; `--tls` adds the HTTPS cells beside them)."""
+    return {_key(cell): cell for cell in document["cells"] if scheme_of(cell) == scheme}
 
 
 def entries(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -177,6 +191,11 @@ def levels(document: dict[str, Any]) -> list[int]:
 
 def tests(document: dict[str, Any]) -> list[str]:
     return list(document["settings"]["tests"])
+
+
+def schemes(document: dict[str, Any]) -> list[str]:
+    """The schemes measured, HTTP first: ["http"], or ["http", "https"] after `--tls`."""
+    return [HTTP, *sorted({scheme_of(c) for c in document["cells"]} - {HTTP})]
 
 
 def flagged_runs(document: dict[str, Any]) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from lab import engine, rollout
 from lab import stacks as stacklib
 from lab.bench import document as documentlib
 from lab.bench import machine, plan, probe, report, results, wrk
+from lab.bench.format import scheme_label
 from lab.bench.plan import CEILING, Options, Step
 from lab.bench.progress import RunProgress
 from lab.bench.site import Site
@@ -171,7 +172,9 @@ class Bench:
             "nginx": self.containers.get(self.lab.proxy.name),
             "postgres": self.containers.get(self.lab.database.name),
         }
-        url = self.base_url + step.path
+        # Over HTTPS wrk does not verify nginx's certificate (the lab CA's, for another name): it
+        # measures the TLS work, not trust, and it reaches the one nginx on this network by name.
+        url = plan.url(step, self.lab.proxy.name, plan.listen_ports(self.lab.proxy))
         cpus = self.document["machine"]["docker"]["cpus"] or 1
         threads = self.options.threads or wrk.threads_for(step.concurrency, cpus)
         args = wrk.argv(url, step.concurrency, step.duration, threads, self.options.timeout)
@@ -254,6 +257,7 @@ class Bench:
             options.queries,
             ceiling=ceiling and bool(apps),
             baselines=baselines,
+            tls=options.tls,
         )
 
     def prepare_block(
@@ -300,7 +304,7 @@ class Bench:
                 self.document["runs"].append(record)
                 if not record["ok"] and not step.warmup:
                     shown.print(
-                        f"[yellow]lab: {step.target} {step.test} c={step.concurrency}: "
+                        f"[yellow]lab: {scheme_label(step.target, step.scheme)} {step.test} c={step.concurrency}: "
                         f"{'; '.join(record['problems'])}[/]"
                     )
                 self.save()

@@ -35,6 +35,7 @@ LATENCY = _obj({k: _OPT_NUM for k in ("min", "mean", "stdev", "p50", "p75", "p90
 ERRORS = _obj({k: _INT for k in ("connect", "read", "write", "timeout", "status")})
 CPU = _obj({k: _OPT_NUM for k in ("app", "nginx", "postgres")})
 TARGET_KIND = {"type": "string", "enum": ["framework", "baseline", "ceiling"]}
+SCHEME = {"type": "string", "enum": ["http", "https"]}  # absent in files written before `--tls`: http
 SPREAD = _obj({"median": _OPT_NUM, "min": _OPT_NUM, "max": _OPT_NUM, "spread": _OPT_NUM, "n": _INT})
 
 RUN = _obj(
@@ -45,6 +46,7 @@ RUN = _obj(
         "concurrency": {"type": "integer", "minimum": 1},
         "repetition": {"type": "integer", "minimum": 1},
         "warmup": _BOOL,
+        "scheme": SCHEME,
         "url": _STR,
         "started": _STR,
         "threads": {"type": "integer", "minimum": 1},
@@ -59,7 +61,8 @@ RUN = _obj(
         "wrk_exit": {"type": ["integer", "null"]},
         "ok": _BOOL,
         "problems": _STRS,
-    }
+    },
+    optional=("scheme",),
 )
 
 CELL = _obj(
@@ -68,6 +71,7 @@ CELL = _obj(
         "kind": TARGET_KIND,
         "test": _STR,
         "concurrency": {"type": "integer", "minimum": 1},
+        "scheme": SCHEME,
         "runs": _INT,
         "runs_with_errors": _INT,
         "problems": _STRS,
@@ -75,7 +79,8 @@ CELL = _obj(
         "share_of_ceiling": _OPT_NUM,
         "latency_us": _obj({k: _OPT_NUM for k in ("p50", "p90", "p99", "max")}),
         "cpu_ms_per_1k_requests": CPU,
-    }
+    },
+    optional=("scheme",),
 )
 
 FRAMEWORK = _obj(
@@ -158,8 +163,9 @@ SCHEMA: dict[str, Any] = {
                     "frameworks": _STRS,
                     "host": _OPT_STR,
                     "servers": _STRS,  # `--servers`: one block per server, frameworks as FRAMEWORK@SERVER
+                    "tls": _BOOL,  # `--tls`: every target over HTTPS too
                 },
-                optional=("host", "servers"),  # added after schema 1 was first written: older files lack them
+                optional=("host", "servers", "tls"),  # added after schema 1 was first written: older files lack them
             ),
             "versions": {"type": "object", "additionalProperties": _STR},
             "frameworks": {"type": "array", "items": FRAMEWORK},

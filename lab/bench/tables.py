@@ -6,9 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from lab.bench import results
-from lab.bench.format import WARN, cpu_cell, escape, label, latency_cell, mib, percent, rps, rps_cell, size
-from lab.bench.plan import BARE_TESTS
-from lab.bench.results import cell_index, flagged_runs, levels, targets, tests
+from lab.bench.format import (
+    WARN,
+    cpu_cell,
+    escape,
+    label,
+    latency_cell,
+    mib,
+    percent,
+    rps,
+    rps_cell,
+    scheme_label,
+    size,
+)
+from lab.bench.plan import BARE_TESTS, HTTP, HTTPS
+from lab.bench.results import cell_index, flagged_runs, levels, scheme_of, targets, tests
 
 ERROR_HEADER = ["target", "test", "connections", "repetition", "problems"]
 
@@ -41,6 +53,7 @@ def facts_lines(document: dict[str, Any]) -> list[tuple[str, str]]:
     commit = (g["commit"] or "not a git checkout")[:12] + (" (with uncommitted changes)" if g["dirty"] else "")
     warm = f" after a {s['warmup_s']:g} s warm-up" if s["warmup_s"] else ""
     where = f"the deployed host {s['host']}" if s.get("host") else "the machine lab ran on"
+    tls = ", each over HTTP and over HTTPS side by side" if s.get("tls") else ""
     return [
         (
             "Machine",
@@ -52,7 +65,7 @@ def facts_lines(document: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "Load",
             f"wrk {v.get('wrk', '')} from {s['load_from']}; {s['duration_s']:g} s per run{warm}, "
-            f"{s['repeat']} repetition(s), frameworks interleaved; request timeout {s['timeout_s']:g} s; "
+            f"{s['repeat']} repetition(s), frameworks interleaved{tls}; request timeout {s['timeout_s']:g} s; "
             f"queries={s['queries']} for /queries and /updates",
         ),
         (
@@ -131,7 +144,13 @@ FRAMEWORK_NOTE = (
 
 def error_rows(document: dict[str, Any]) -> list[list[str]]:
     return [
-        [label(r["target"]), r["test"], str(r["concurrency"]), str(r["repetition"]), "; ".join(r["problems"])]
+        [
+            scheme_label(r["target"], scheme_of(r)),
+            r["test"],
+            str(r["concurrency"]),
+            str(r["repetition"]),
+            "; ".join(r["problems"]),
+        ]
         for r in flagged_runs(document)
     ]
 
@@ -236,12 +255,13 @@ CHOOSE_NOTE = (
 )
 
 
-def overhead_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def overhead_rows(document: dict[str, Any], scheme: str = HTTP) -> tuple[list[str], list[list[str]]]:
     """Per measured framework, server and test that a baseline answers (BARE_TESTS): its median
     requests/s as a share of the bare app's (the baseline of the same interface under the same
-    server, so measured in the same block), per concurrency. A row whose framework had no such
-    baseline in the run says why; a framework that is its own server has none."""
-    cells = cell_index(document)
+    server, so measured in the same block), per concurrency, both over the same scheme (plain
+    HTTP unless asked: never an HTTPS figure against an HTTP one). A row whose framework had no
+    such baseline in the run says why; a framework that is its own server has none."""
+    cells = cell_index(document, scheme)
     wanted = [t for t in tests(document) if t in BARE_TESTS]
     bare = {(b["server"], b.get("interface")): b for b in document.get("baselines", [])}
     rows = []
@@ -287,4 +307,59 @@ OVERHEAD_NOTE = (
     "figures. 100% would be a framework that costs nothing on that server; what is missing is what the framework "
     "adds to each request (routing, request and response objects, serialisation). The bare apps' own rows are "
     "in the requests-per-second tables."
+)
+
+OVERHEAD_TLS_NOTE = (
+    "Both figures are over plain HTTP, as in the tables below; the frameworks' and the bare apps' "
+    "requests/s over HTTPS are in the “TLS cost” table."
+)
+
+
+TLS_HEADER = [
+    "target",
+    "test",
+    "connections",
+    "HTTP req/s",
+    "HTTPS req/s",
+    "HTTPS / HTTP",
+    "HTTP CPU ms per 1k",
+    "HTTPS CPU ms per 1k",
+]
+
+
+def tls_rows(document: dict[str, Any]) -> list[list[str]]:
+    """`--tls`: per test, concurrency and target measured over HTTPS (the ceiling, the frameworks,
+    then the baselines, for the tests they answer), its requests/s over HTTP and over HTTPS, what
+    HTTPS keeps of HTTP's, and CPU per 1,000 requests of both."""
+    plain, secure = cell_index(document, HTTP), cell_index(document, HTTPS)
+    rows = []
+    for test in tests(document):
+        for level in levels(document):
+            for target in targets(document):
+                http, https = plain.get((target, test, level)), secure.get((target, test, level))
+                if https is None:
+                    continue
+                before = ((http or {}).get("requests_per_s") or {}).get("median")
+                after = https["requests_per_s"]["median"]
+                rows.append(
+                    [
+                        label(target),
+                        test,
+                        str(level),
+                        rps_cell(http, target, share=False),
+                        rps_cell(https, target, share=False),
+                        percent(after / before, 0) if before and after is not None else "—",
+                        cpu_cell(http),
+                        cpu_cell(https),
+                    ]
+                )
+    return rows
+
+
+TLS_NOTE = (
+    "Each target over plain HTTP and over HTTPS (nginx's TLS listener), the two runs side by side in each turn, "
+    "so both see the same CPU drift. HTTPS / HTTP: the share of HTTP's requests/s that HTTPS keeps. CPU ms per "
+    "1,000 requests: app + nginx + PostgreSQL; the TLS work is nginx's (it speaks plain HTTP to the apps). wrk "
+    "keeps its connections open, so there are few handshakes: this is mostly the cost of encrypting the traffic. "
+    "wrk does not verify the certificate."
 )

@@ -41,19 +41,21 @@ def wait_ready(console: Console) -> lifecycle.WaitReady:
     return lambda target, timeout: ready.wait(target, timeout, console)
 
 
-def dry_run(s: plan.Spec, public_key: str, env: Mapping[str, str]) -> str:
-    info = s.info
+def dry_run(g: plan.Group, public_key: str, env: Mapping[str, str]) -> str:
+    info = g.first.info
+    names = "{server.id}" if not g.networked else "{network.id}, {NAME-i.id}"
     lines = [
         f"# lab vm create --dry-run: the calls it would make to {providers.endpoint(info, env)}, in order,",
         f"# each with 'Authorization: Bearer {tokenlib.MASK}' (the token from {info.token_variable} or --token-file).",
-        "# None is made now, so the price is not read; {key.id}, {firewall.id} and {server.id} come from the answers.",
+        f"# None is made now, so the price is not read; {{key.id}}, {names} and the like come from the answers.",
         "",
     ]
-    lines += [call.show() + "\n" for call in plan.create_calls(s, public_key, POLL)]
+    lines += [call.show() + "\n" for call in plan.create_calls(g, public_key, POLL)]
+    made = "the servers, their firewalls, the private network," if g.networked else "the server, the firewall,"
     lines.append(
-        f"# then: SSH to {cloudinit.USER}@<its public IPv4> until cloud-init has finished and sudo works;\n"
-        f"# the ids go to .lab/cloud.json, the address to .lab/vm/{s.name}/vm.json. A failure, a timeout or\n"
-        "# Ctrl-C deletes what was made: the server, the firewall, and the key when this run registered it."
+        f"# then: SSH to {cloudinit.USER}@<each public IPv4> until cloud-init has finished and sudo works;\n"
+        f"# the ids go to .lab/cloud.json, the addresses to .lab/vm/NAME/vm.json. A failure, a timeout or\n"
+        f"# Ctrl-C deletes what was made: {made} and the key when this run registered it."
     )
     return "\n".join(lines)
 
@@ -71,29 +73,40 @@ def create(
     token_file: Path | None,
     timeout: float,
     env: Mapping[str, str] | None = None,
+    count: int | None = None,
 ) -> None:
+    """One server, or (`count`) NAME-1 … NAME-N in one private network."""
     env = os.environ if env is None else env
-    s = plan.spec(provider, name, region, size)
+    g = (
+        plan.Group.single(plan.spec(provider, name, region, size))
+        if count is None
+        else plan.group(provider, count, name, region, size)
+    )
     if timeout <= 0:
         raise LabError(f"--timeout {timeout:g}: expected seconds, more than 0", Exit.USAGE)
+    store = state.State.load(settings.state_dir)
+    lifecycle.check_free(store, g)  # before anything is made, here or there
     pair = keys.ensure_lab_key(settings.state_dir)
     if dry:
-        out.print(dry_run(s, pair.public, env), highlight=False, markup=False)
+        out.print(dry_run(g, pair.public, env), highlight=False, markup=False)
         return
-    store = state.State.load(settings.state_dir)
-    if s.name in store.vms:
-        raise LabError(f"there is a cloud VM named {s.name} already", Exit.USAGE, hint=f"lab vm destroy {s.name}")
 
     def say(message: str) -> None:
         console.print(f"[dim]lab vm:[/] {message}", highlight=False)
 
-    api = connect.with_token(s.provider, env, token_file, say)
-    price = api.price(s)
+    first = g.first
+    api = connect.with_token(first.provider, env, token_file, say)
+    price = api.price(first)
+    total = price.times(len(g.members))
+    remove = f"lab vm destroy --group {g.name}" if g.networked else f"lab vm destroy {first.name}"
+    what = f"[bold]{first.size}[/]" if len(g.members) == 1 else f"{len(g.members)} × [bold]{first.size}[/]"
     console.print(
-        f"{s.info.title}: [bold]{s.size}[/] in {s.region} ({s.image}) costs [bold]{price.show()}[/], "
-        f"from now until `lab vm destroy {s.name}`",
+        f"{first.info.title}: {what} in {first.region} ({first.image}) costs [bold]{total.show()}[/], "
+        f"from now until `{remove}`",
         highlight=False,
     )
+    if g.networked:
+        console.print(f"  in one private network, {g.network} (free of charge); each server {price.show()}")
     if not yes:
         if not sys.stdin.isatty():
             raise LabError(
@@ -101,15 +114,23 @@ def create(
             )
         import typer
 
-        if not typer.confirm(f"create {s.name}?", default=False, err=True):
+        question = f"create {first.name}?" if len(g.members) == 1 else f"create {g.first.name} … {g.members[-1].name}?"
+        if not typer.confirm(question, default=False, err=True):
             raise LabError("nothing was created", Exit.USAGE)
-    record = lifecycle.create(api, s, pair, store, wait_ready(console), timeout=timeout, ports=ports(env), say=say)
-    facts = base.record_file(settings.state_dir, s.name)
-    console.print(f"[green]lab vm: {s.name} created on {s.info.title}[/] at {record.ip}")
-    console.print(f"  ssh:    lab vm ssh --vm {s.name}")
-    console.print(f"  deploy: lab deploy --vm {s.name}   then: lab verify --vm {s.name}")
-    console.print(f"  remove: lab vm destroy {s.name}   (it costs {price.show()} until then)")
-    out.print_json(facts.read_text())
+    made = lifecycle.create_group(api, g, pair, store, wait_ready(console), timeout=timeout, ports=ports(env), say=say)
+    for record in made:
+        private = f" ({record.private_ip} in {g.network})" if record.private_ip else ""
+        console.print(f"[green]lab vm: {record.name} created on {first.info.title}[/] at {record.ip}{private}")
+    if len(made) == 1:
+        console.print(f"  ssh:    lab vm ssh --vm {first.name}")
+        console.print(f"  deploy: lab deploy --vm {first.name}   then: lab verify --vm {first.name}")
+        out.print_json(base.record_file(settings.state_dir, first.name).read_text())
+    else:
+        vms = " ".join(f"--vm {record.name}" for record in made)
+        console.print(f"  swarm:  lab deploy --swarm {vms}   (the nodes advertise their private addresses)")
+        records = [json.loads(base.record_file(settings.state_dir, r.name).read_text()) for r in made]
+        out.print_json(json.dumps(records))
+    console.print(f"  remove: {remove}   (it costs {total.show()} until then)")
 
 
 def rows(settings: Settings) -> list[dict[str, object]]:
@@ -124,6 +145,8 @@ def rows(settings: Settings) -> list[dict[str, object]]:
             "status": vm.status,
             "server_id": vm.server_id,
             "created_at": vm.created_at,
+            "group": vm.group,
+            "private_ip": vm.private_ip,
         }
         for vm in store.vms.values()
     ]
@@ -152,8 +175,9 @@ def list_vms(settings: Settings, out: Console, as_json: bool) -> None:
         return
     table = Table("name", "provider", "region", "size", "ip", "status", "created")
     for row in found:
+        shown = {**row, "ip": f"{row['ip']} ({row['private_ip']})" if row.get("private_ip") else row["ip"]}
         table.add_row(
-            *(str(row[k] or "") for k in ("name", "provider", "region", "size", "ip", "status", "created_at"))
+            *(str(shown[k] or "") for k in ("name", "provider", "region", "size", "ip", "status", "created_at"))
         )
     out.print(table)
     if not found:
@@ -228,3 +252,43 @@ def destroy(
             continue
         removed = lifecycle.remove_all(api, store, doomed, say=say)
         out.print(f"lab vm: everything the lab made on {api.info.title} destroyed: removed {removed.show()}")
+
+
+def destroy_group(
+    settings: Settings,
+    console: Console,
+    out: Console,
+    group: str,
+    provider: str | None,
+    token_file: Path | None,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """`lab vm destroy --group NAME`: every VM of the group the state knows, one after the other (the last takes
+    the private network with it), and the network even when no server of it is left (a cleanup that did not
+    finish)."""
+    env = os.environ if env is None else env
+    store = state.State.load(settings.state_dir)
+    members = sorted(store.members(group), key=lambda record: record.name)
+    network = store.networks.get(group)
+    if not members and network is None:
+        raise LabError(
+            f"the lab's state has no group named {group}",
+            Exit.USAGE,
+            hint="lab vm list shows the VMs; lab vm destroy --all finds everything the lab made by tag or label",
+        )
+    which = members[0].provider if members else str(network["provider"])  # type: ignore[index]
+    if provider is not None and plan.provider(provider).name != which:
+        raise LabError(f"the group {group} is on {which}, not {provider}", Exit.USAGE)
+
+    def say(message: str) -> None:
+        console.print(f"[dim]lab vm:[/] {message}", highlight=False)
+
+    for record in members:
+        out.print(f"lab vm: {record.name} {CloudServer(settings, record.name, token_file, env, which).remove(say)}")
+    store = state.State.load(settings.state_dir)
+    left = store.networks.get(group)
+    if left is not None:  # no server of it was left to take it along
+        api = connect.with_token(which, env, token_file, say)
+        gone = api.delete_network(left["id"], 120.0)
+        store.forget_network(group)
+        out.print(f"lab vm: the private network {left.get('name')} ({left['id']}) {'removed' if gone else 'was gone'}")

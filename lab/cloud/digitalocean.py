@@ -6,11 +6,12 @@ POST /v2/firewalls): every call here checks that the answer has what it asked fo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from lab.cloud import plan, providers, ratelimit
-from lab.cloud.providers import Firewall, Id, Price, Server
+from lab.cloud.providers import Firewall, Id, Network, Price, Server
 from lab.cloud.token import Token
 from lab.errors import Exit, LabError
 
@@ -34,8 +35,13 @@ def _bearer(token: Token):
 def server_of(droplet: dict[str, Any]) -> Server:
     v4 = (droplet.get("networks") or {}).get("v4") or []
     ip = next((n.get("ip_address") for n in v4 if n.get("type") == "public"), None)
+    private = next((n.get("ip_address") for n in v4 if n.get("type") == "private"), None)
     status = droplet.get("status", "")
-    return Server(droplet["id"], droplet.get("name", ""), status, ip, status == "active")
+    return Server(droplet["id"], droplet.get("name", ""), status, ip, status == "active", private)
+
+
+def network_of(vpc: dict[str, Any]) -> Network:
+    return Network(vpc["id"], vpc.get("name", ""), vpc.get("ip_range", ""))
 
 
 class DigitalOcean:
@@ -67,12 +73,24 @@ class DigitalOcean:
         code = body.get("id") or status
         return LabError(f"{what}: {self._token.redact(message)} ({status} {code})", Exit.FAILED)
 
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, expect: str | None = None, **kwargs: Any) -> Any:
+    def _call(
+        self,
+        what: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        expect: str | None = None,
+        passing: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> Any:
+        """fn(*args, **kwargs) with its errors as one line; an HttpResponseError whose status is in `passing` is
+        raised as it is, for the caller to read."""
         from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
         try:
             result = fn(*args, **kwargs)
         except HttpResponseError as exc:
+            if exc.status_code in passing:
+                raise
             status = exc.status_code or 0
             reason = getattr(exc, "reason", "") or ""
             raise self._error(what, status, reason, _body(exc.response)) from None
@@ -124,13 +142,20 @@ class DigitalOcean:
         result = self._call("registering the lab's SSH key", self._client.ssh_keys.create, body, expect="ssh_key")
         return result["ssh_key"]["id"]
 
-    def create_firewall(self, s: plan.Spec, server_id: Id | None) -> Id:
-        body = plan.do_firewall_body(s, server_id)
+    def create_network(self, g: plan.Group) -> Network:
+        body = plan.do_vpc_body(g)
+        result = self._call("creating the VPC", self._client.vpcs.create, body, expect="vpc")
+        return network_of(result["vpc"])
+
+    def create_firewall(self, s: plan.Spec, server_id: Id | None, network: Network | None = None) -> Id:
+        body = plan.do_firewall_body(s, server_id, network.ip_range if network else None)
         result = self._call("creating the firewall", self._client.firewalls.create, body, expect="firewall")
         return result["firewall"]["id"]
 
-    def create_server(self, s: plan.Spec, key_id: Id, firewall_id: Id | None, user_data: str) -> Server:
-        body = plan.do_droplet_body(s, key_id, user_data)
+    def create_server(
+        self, s: plan.Spec, key_id: Id, firewall_id: Id | None, user_data: str, network: Network | None = None
+    ) -> Server:
+        body = plan.do_droplet_body(s, key_id, user_data, network.id if network else None)
         result = self._call("creating the droplet", self._client.droplets.create, body, expect="droplet")
         return server_of(result["droplet"])
 
@@ -138,8 +163,8 @@ class DigitalOcean:
         result = self._call("reading the droplet", self._client.droplets.get, int(server_id))
         return server_of(result["droplet"]) if "droplet" in result else None
 
-    def _delete(self, what: str, fn: Callable[..., Any], ident: Any) -> bool:
-        result = self._call(what, fn, ident)
+    def _delete(self, what: str, fn: Callable[..., Any], ident: Any, passing: tuple[int, ...] = ()) -> bool:
+        result = self._call(what, fn, ident, passing=passing)
         if isinstance(result, dict) and result.get("id") == "not_found":
             return False
         if isinstance(result, dict) and "message" in result:
@@ -154,6 +179,37 @@ class DigitalOcean:
 
     def delete_key(self, key_id: Id) -> bool:
         return self._delete(f"deleting SSH key {key_id}", self._client.ssh_keys.delete, key_id)
+
+    def delete_network(self, network_id: Id, timeout: float = 60.0) -> bool:
+        """A deleted droplet leaves its VPC a little later: until then DigitalOcean answers 403 Forbidden (as it
+        does, for good, for a region's default VPC), so a 403 is tried again for `timeout` seconds."""
+        from azure.core.exceptions import HttpResponseError
+
+        what = f"deleting VPC {network_id}"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._delete(what, self._client.vpcs.delete, str(network_id), passing=(403,))
+            except HttpResponseError as exc:  # a 403 (the rest are LabErrors)
+                if time.monotonic() < deadline:
+                    time.sleep(max(self.poll, 0.05))
+                    continue
+                message = _body(exc.response).get("message") or "forbidden"
+                raise LabError(
+                    f"{what}: {self._token.redact(str(message))} (403): it still has members, or it became the "
+                    "region's default VPC, which DigitalOcean never deletes (it costs nothing)",
+                    Exit.FAILED,
+                ) from None
+
+    def lab_networks(self, name: str | None = None) -> list[Network]:
+        """DigitalOcean VPCs take no tags: the lab's are those whose description carries its mark
+        (plan.DO_VPC_MARK)."""
+        vpcs = self._pages("listing the VPCs", self._client.vpcs.list, "vpcs")
+        return [
+            network_of(v)
+            for v in vpcs
+            if plan.DO_VPC_MARK in (v.get("description") or "") and (name is None or v.get("name") == name)
+        ]
 
     def lab_servers(self, name: str | None = None) -> list[Server]:
         droplets = self._pages("listing the lab's droplets", self._client.droplets.list, "droplets", tag_name=plan.TAG)

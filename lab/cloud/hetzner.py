@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lab.cloud import plan, providers, ratelimit
-from lab.cloud.providers import Firewall, Id, Price, Server
+from lab.cloud.providers import Firewall, Id, Network, Price, Server
 from lab.cloud.token import Token
 from lab.errors import Exit, LabError
 
@@ -20,7 +20,12 @@ STATUS = {"unauthorized": (401, "Unauthorized"), "forbidden": (403, "Forbidden")
 
 def server_of(server: Any) -> Server:
     ipv4 = server.public_net.ipv4 if server.public_net else None
-    return Server(server.id, server.name, server.status, ipv4.ip if ipv4 else None, server.status == "running")
+    private = next((net.ip for net in server.private_net or [] if net.ip), None)
+    return Server(server.id, server.name, server.status, ipv4.ip if ipv4 else None, server.status == "running", private)
+
+
+def network_of(network: Any) -> Network:
+    return Network(network.id, network.name, network.ip_range)
 
 
 class Hetzner:
@@ -117,7 +122,22 @@ class Hetzner:
         body = plan.hz_key_body(public_key)
         return self._call("registering the lab's SSH key", self._client.ssh_keys.create, **body).id
 
-    def create_firewall(self, s: plan.Spec, server_id: Id | None) -> Id:
+    def create_network(self, g: plan.Group) -> Network:
+        from hcloud.networks import NetworkSubnet
+
+        body = plan.hz_network_body(g)
+        network = self._call(
+            "creating the private network",
+            self._client.networks.create,
+            name=body["name"],
+            ip_range=body["ip_range"],
+            subnets=[NetworkSubnet(**subnet) for subnet in body["subnets"]],
+            labels=body["labels"],
+        )
+        return network_of(network)
+
+    def create_firewall(self, s: plan.Spec, server_id: Id | None, network: Network | None = None) -> Id:
+        """The same rules in a group: Hetzner's firewalls leave private networks alone."""
         from hcloud.firewalls import FirewallResource, FirewallRule
         from hcloud.servers import Server as HServer
 
@@ -134,14 +154,17 @@ class Hetzner:
         )
         return response.firewall.id
 
-    def create_server(self, s: plan.Spec, key_id: Id, firewall_id: Id | None, user_data: str) -> Server:
+    def create_server(
+        self, s: plan.Spec, key_id: Id, firewall_id: Id | None, user_data: str, network: Network | None = None
+    ) -> Server:
         from hcloud.firewalls import Firewall as HFirewall
         from hcloud.images import Image
         from hcloud.locations import Location
+        from hcloud.networks import Network as HNetwork
         from hcloud.server_types import ServerType
         from hcloud.ssh_keys import SSHKey
 
-        body = plan.hz_server_body(s, key_id, firewall_id, user_data)
+        body = plan.hz_server_body(s, key_id, firewall_id, user_data, network.id if network else None)
         response = self._call(
             "creating the server",
             self._client.servers.create,
@@ -151,6 +174,7 @@ class Hetzner:
             location=Location(name=body["location"]),
             ssh_keys=[SSHKey(id=key_id)],
             firewalls=[HFirewall(id=firewall_id)] if firewall_id else None,
+            networks=[HNetwork(id=int(ident)) for ident in body["networks"]] if "networks" in body else None,
             user_data=body["user_data"],
             labels=body["labels"],
             start_after_create=body["start_after_create"],
@@ -200,6 +224,28 @@ class Hetzner:
             f"deleting SSH key {key_id}", self._client.ssh_keys.delete, SSHKey(id=int(key_id)), missing=False
         )
         return deleted is not False
+
+    def delete_network(self, network_id: Id, timeout: float = 60.0) -> bool:
+        """Hetzner detaches what is still attached itself; a network a deletion still holds is tried again."""
+        from hcloud.networks import Network as HNetwork
+
+        deleted = self._call(
+            f"deleting network {network_id}",
+            self._client.networks.delete,
+            HNetwork(id=int(network_id)),
+            missing=False,
+            busy=timeout,
+        )
+        return deleted is not False
+
+    def lab_networks(self, name: str | None = None) -> list[Network]:
+        networks = self._call(
+            "listing the lab's networks",
+            self._client.networks.get_all,
+            name=name,
+            label_selector=plan.hz_selector(plan.LABELS),
+        )
+        return [network_of(n) for n in networks]
 
     def lab_servers(self, name: str | None = None) -> list[Server]:
         selector = plan.hz_selector(plan.LABELS)

@@ -30,6 +30,14 @@ class Price:
     currency: str
     detail: str = ""  # e.g. "incl. VAT"
 
+    def times(self, count: int) -> Price:
+        """The price of `count` such servers (its detail is one server's: said beside it)."""
+        if count == 1:
+            return self
+        return Price(
+            self.size, self.region, self.hourly * count, self.monthly * count, self.currency, f"{count} servers"
+        )
+
     def show(self) -> str:
         text = f"{self.currency}{self.hourly:.4f} an hour, {self.currency}{self.monthly:.2f} a month at most"
         return text + (f" ({self.detail})" if self.detail else "")
@@ -42,12 +50,22 @@ class Server:
     status: str
     ip: str | None  # public IPv4, once it has one
     active: bool  # booted: DigitalOcean "active", Hetzner "running"
+    private_ip: str | None = None  # its address in a private network (Hetzner network, DigitalOcean VPC)
 
 
 @dataclass(frozen=True)
 class Firewall:
     id: Id
     name: str
+
+
+@dataclass(frozen=True)
+class Network:
+    """A group's private network: a Hetzner network, a DigitalOcean VPC."""
+
+    id: Id
+    name: str
+    ip_range: str
 
 
 class Api(Protocol):
@@ -58,15 +76,20 @@ class Api(Protocol):
     def price(self, s: plan.Spec) -> Price: ...
     def find_key(self, fingerprint: str) -> Id | None: ...
     def create_key(self, public_key: str) -> Id: ...
-    def create_firewall(self, s: plan.Spec, server_id: Id | None) -> Id: ...
-    def create_server(self, s: plan.Spec, key_id: Id, firewall_id: Id | None, user_data: str) -> Server: ...
+    def create_network(self, g: plan.Group) -> Network: ...
+    def create_firewall(self, s: plan.Spec, server_id: Id | None, network: Network | None = None) -> Id: ...
+    def create_server(
+        self, s: plan.Spec, key_id: Id, firewall_id: Id | None, user_data: str, network: Network | None = None
+    ) -> Server: ...
     def server(self, server_id: Id) -> Server | None: ...
     def delete_server(self, server_id: Id, timeout: float) -> bool: ...
     def delete_firewall(self, firewall_id: Id) -> bool: ...
     def delete_key(self, key_id: Id) -> bool: ...
+    def delete_network(self, network_id: Id, timeout: float) -> bool: ...  # waits while servers still leave it
     def lab_servers(self, name: str | None = None) -> list[Server]: ...
     def lab_firewalls(self, servers: list[Server], name: str | None = None) -> list[Firewall]: ...
     def lab_key(self, fingerprint: str) -> Id | None: ...
+    def lab_networks(self, name: str | None = None) -> list[Network]: ...
 
 
 def endpoint(info: plan.Provider, env: Mapping[str, str] | None = None) -> str:

@@ -2,8 +2,10 @@
 (lab.vm.base: the file `lab deploy --vm NAME` and `lab verify --vm NAME` read).
 
 cloud.json: {"vms": {name: {provider, name, region, size, image, server_id, firewall_id, key_id, ip,
-status, created_at}}, "keys": {provider: {"id", "fingerprint"}}}. A key is listed only when the lab
-registered it; it is removed with the last VM of its provider. No token is ever written here."""
+status, created_at, group, network_id, private_ip}}, "keys": {provider: {"id", "fingerprint"}},
+"networks": {group: {"provider", "id", "name", "ip_range"}}}. A key is listed only when the lab
+registered it; it is removed with the last VM of its provider. A group's private network (`lab vm create
+--count`) is removed with the group's last VM. No token is ever written here."""
 
 from __future__ import annotations
 
@@ -35,10 +37,13 @@ class Record:
     key_id: Id | None = None
     ip: str | None = None
     status: str = "creating"  # creating (not ready yet, or a create that did not finish), ready
+    group: str | None = None  # the group (`--count`) whose private network it is attached to
+    network_id: Id | None = None
+    private_ip: str | None = None  # its address there: what a swarm's nodes advertise to each other
 
     @classmethod
     def of(cls, s: plan.Spec, created_at: str) -> Record:
-        return cls(s.provider, s.name, s.region, s.size, s.image, created_at)
+        return cls(s.provider, s.name, s.region, s.size, s.image, created_at, group=s.group)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
@@ -51,6 +56,7 @@ class State:
     path: Path
     vms: dict[str, Record] = field(default_factory=dict)
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)  # by group name
 
     @classmethod
     def load(cls, state_dir: Path) -> State:
@@ -58,7 +64,7 @@ class State:
         try:
             data = json.loads(path.read_text())
             vms = {name: Record.from_dict(vm) for name, vm in data.get("vms", {}).items()}
-            return cls(path, vms, dict(data.get("keys", {})))
+            return cls(path, vms, dict(data.get("keys", {})), dict(data.get("networks", {})))
         except FileNotFoundError:
             return cls(path)
         except (ValueError, TypeError, AttributeError):
@@ -70,11 +76,13 @@ class State:
 
     def save(self) -> None:
         """Written whole and renamed into place; removed when it would be empty."""
-        if not self.vms and not self.keys:
+        if not self.vms and not self.keys and not self.networks:
             self.path.unlink(missing_ok=True)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"vms": {name: asdict(vm) for name, vm in sorted(self.vms.items())}, "keys": self.keys}
+        data: dict[str, Any] = {"vms": {name: asdict(vm) for name, vm in sorted(self.vms.items())}, "keys": self.keys}
+        if self.networks:
+            data["networks"] = self.networks
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(tmp, self.path)
@@ -98,10 +106,25 @@ class State:
         self.keys.pop(provider, None)
         self.save()
 
+    def remember_network(self, group: str, provider: str, ident: Id, name: str, ip_range: str) -> None:
+        self.networks[group] = {"provider": provider, "id": ident, "name": name, "ip_range": ip_range}
+        self.save()
+
+    def forget_network(self, group: str) -> None:
+        self.networks.pop(group, None)
+        self.save()
+
+    def networks_of(self, provider: str) -> dict[str, dict[str, Any]]:
+        return {group: net for group, net in self.networks.items() if net.get("provider") == provider}
+
+    def members(self, group: str) -> list[Record]:
+        return [vm for vm in self.vms.values() if vm.group == group]
+
 
 def facts(record: Record, key: Path, ssh_port: int, http_port: int) -> dict[str, Any]:
-    """What lab.deploy.target.from_vm reads, plus where the server is."""
-    return {
+    """What lab.deploy.target.from_vm reads, plus where the server is; a group's server also its private address,
+    and the host variables a swarm deploy hands Ansible for it (ansible_vars)."""
+    found: dict[str, Any] = {
         "name": record.name,
         "host": record.ip,
         "user": cloudinit.USER,
@@ -111,6 +134,20 @@ def facts(record: Record, key: Path, ssh_port: int, http_port: int) -> dict[str,
         "provider": record.provider,
         "server_id": record.server_id,
     }
+    if record.group and record.private_ip:
+        found |= {"group": record.group, "private_ip": record.private_ip}
+        found["ansible_vars"] = swarm_vars(record)
+    return found
+
+
+def swarm_vars(record: Record) -> dict[str, Any]:
+    """The swarm role's host variables for a server of a group: its nodes advertise their private addresses, so
+    swarm traffic stays in the private network. DigitalOcean's firewalls, which filter VPC traffic too, cannot
+    let ESP through (plan.SWARM_PORTS): there the overlays are not encrypted (the VPC is the account's alone)."""
+    found: dict[str, Any] = {"swarm_address": record.private_ip}
+    if record.provider == "digitalocean":
+        found["swarm_encrypt"] = False
+    return found
 
 
 def write_facts(state_dir: Path, record: Record, key: Path, ssh_port: int, http_port: int) -> Path:

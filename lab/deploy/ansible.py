@@ -52,7 +52,7 @@ def _host(target: Target, known_hosts: Path) -> dict[str, Any]:
     }
     if target.key:
         host["ansible_ssh_private_key_file"] = str(target.key)
-    return host
+    return {**target.host_vars, **host}  # the connection's own variables are the lab's to set
 
 
 def inventory(target: Target | Sequence[Target], known_hosts: Path) -> dict[str, Any]:

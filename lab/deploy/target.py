@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lab import ssh
 from lab.errors import Exit, LabError
@@ -25,6 +27,9 @@ class Target:
     https_port: int | None = 443  # where it answers HTTPS (None: not published, a VM made before it was)
     name: str = ""  # inventory name
     pinned: bool = False  # a machine the lab made: its host key was pinned in known_hosts before first contact
+    # Ansible host variables its record asks for: a cloud group's server advertises its private address to a
+    # swarm (lab.cloud.state.swarm_vars).
+    host_vars: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def inventory_name(self) -> str:
@@ -54,6 +59,7 @@ def parse(spec: str, key: Path | None = None) -> Target:
 def from_vm(state_dir: Path, name: str) -> Target:
     """The machine (of any kind) `lab vm up` or `lab vm create` recorded (lab.vm.base)."""
     at = base.endpoint(state_dir, name)
+    host_vars = (base.read(state_dir, name) or {}).get("ansible_vars") or {}
     return Target(
         user=at.user,
         host=at.host,
@@ -63,6 +69,7 @@ def from_vm(state_dir: Path, name: str) -> Target:
         https_port=at.https_port,
         name=at.name,
         pinned=True,  # lab vm up / lab vm create gave it its host key through cloud-init
+        host_vars=dict(host_vars) if isinstance(host_vars, dict) else {},
     )
 
 

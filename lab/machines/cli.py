@@ -18,6 +18,7 @@ from rich.table import Table
 from lab import entry, portcheck
 from lab import settings as settingslib
 from lab.cloud import cli as cloud
+from lab.cloud.plan import MAX_COUNT
 from lab.errors import Exit, LabError
 from lab.machines import registry
 from lab.options import MachineOption, NameAlias, default_vm_name, machine_name
@@ -238,22 +239,39 @@ def create(
         str | None, typer.Option(help="Size or server type (default: s-1vcpu-2gb on DigitalOcean, cx22 on Hetzner).")
     ] = None,
     vm_name: Annotated[
-        str | None, typer.Option("--vm", metavar="NAME", help="The server's name (default: framework-lab-<provider>).")
+        str | None,
+        typer.Option(
+            "--vm",
+            metavar="NAME",
+            help="The server's name, or with --count the group's (default: framework-lab-<provider>).",
+        ),
     ] = None,
     name: NameAlias = None,
+    count: Annotated[
+        int | None,
+        typer.Option(
+            "--count",
+            help=f"Several servers, NAME-1 … NAME-N (at most {MAX_COUNT}), in one private network NAME-net (a Hetzner "
+            "network, a DigitalOcean VPC): a swarm's nodes.",
+        ),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before creating a server that costs money.")] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the API calls it would make, and make none.")
     ] = False,
     token_file: TokenFileOption = None,
     timeout: Annotated[
-        float, typer.Option(help="Seconds until the server must be active and answer SSH, or it is deleted again.")
+        float,
+        typer.Option(
+            help="Seconds until the server (with --count: each) is active and answers SSH, or all is deleted again."
+        ),
     ] = 600.0,
 ) -> None:
-    """Create a cloud server (Debian 13, the lab's SSH key, a firewall for SSH/HTTP/HTTPS) to deploy to:
-    shows the price and asks first."""
+    """Create a cloud server (Debian 13, the lab's SSH key, a firewall for SSH/HTTP/HTTPS) to deploy to, or
+    --count N of them in one private network: shows the price and asks first."""
     which = machine_name(vm_name, name, default=None)
-    cloud.create(settingslib.load(), console, out, provider, which, region, size, yes, dry_run, token_file, timeout)
+    settings = settingslib.load()
+    cloud.create(settings, console, out, provider, which, region, size, yes, dry_run, token_file, timeout, count=count)
 
 
 @app.command(name="list")
@@ -270,16 +288,26 @@ def destroy(
     everything: Annotated[
         bool, typer.Option("--all", help="Everything the lab created, found by tag/label (also without the state).")
     ] = False,
+    group: Annotated[
+        str | None,
+        typer.Option("--group", metavar="NAME", help="Every server of a group (--count) and its private network."),
+    ] = None,
     provider: Annotated[
         str | None, typer.Option("--provider", help="digitalocean or hetzner (default: from the state; --all: both).")
     ] = None,
     token_file: TokenFileOption = None,
     yes: Annotated[bool, typer.Option("--yes", help="With --all: do not ask before removing what it found.")] = False,
 ) -> None:
-    """Remove a cloud VM (its server, its firewall, the lab's key when no other VM uses it), or --all of them
-    (it shows what it found and asks first). A local VM is `lab vm down`'s."""
+    """Remove a cloud VM (its server, its firewall, its group's private network with the group's last server, the
+    lab's key when no other VM uses it), a --group, or --all of them (it shows what it found and asks first).
+    A local VM is `lab vm down`'s."""
     settings = settingslib.load()
     which = machine_name(target, vm_name, name, default=None)
+    if group is not None:
+        if which is not None or everything:
+            raise LabError("give a VM's NAME, --group NAME or --all: one of them", Exit.USAGE)
+        cloud.destroy_group(settings, console, out, group, provider, token_file)
+        return
     if which is not None:
         registry.removable(settings, which, base.DESTROY)
     cloud.destroy(settings, console, out, which, everything, provider, token_file, yes)

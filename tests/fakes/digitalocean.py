@@ -15,6 +15,11 @@ reference (and the same OpenAPI description pydo is generated from):
 - Droplets → Create a New Droplet: POST /v2/droplets (202, status "new", links.actions);
   Retrieve an Existing Droplet: GET /v2/droplets/{id}; List All Droplets: GET /v2/droplets?tag_name=;
   Delete an Existing Droplet: DELETE /v2/droplets/{id} (204)
+- VPCs → Create a New VPC: POST /v2/vpcs (201; `name` unique, `region`, `description`, `ip_range`: generated, a
+  /20 that overlaps no other, when not given; the first VPC of a region is its default); List All VPCs: GET
+  /v2/vpcs; Delete a VPC: DELETE /v2/vpcs/{id} (204; 403 Forbidden for a region's default VPC or one that
+  still has members). A droplet created with `vpc_uuid` gets its private address (networks.v4 type "private")
+  in that VPC's range, else in its region's default VPC. VPCs carry no tags.
 - Firewalls → Create a New Firewall: POST /v2/firewalls (202, status "waiting"); List All Firewalls:
   GET /v2/firewalls; Delete a Firewall: DELETE /v2/firewalls/{id} (204)
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import time
 import uuid
 from typing import Any
@@ -66,6 +72,8 @@ class FakeDigitalOcean(FakeAPI):
         self.droplets: dict[int, dict[str, Any]] = {}
         self.looks: dict[int, int] = {}
         self.firewalls: dict[str, dict[str, Any]] = {}
+        self.vpcs: dict[str, dict[str, Any]] = {}
+        self.add_vpc("default-fra1", "fra1", "10.114.0.0/20")  # every account has one where it made a droplet
         self.sizes = [self._size(*row) for row in SIZES]
 
     # -- the provider's shapes ----------------------------------------------------------------------
@@ -132,6 +140,9 @@ class FakeDigitalOcean(FakeAPI):
             ("GET", r"/firewalls", self.list_firewalls),
             ("POST", r"/firewalls", self.create_firewall),
             ("DELETE", r"/firewalls/([0-9a-f-]+)", self.delete_firewall),
+            ("GET", r"/vpcs", self.list_vpcs),
+            ("POST", r"/vpcs", self.create_vpc),
+            ("DELETE", r"/vpcs/([0-9a-f-]+)", self.delete_vpc),
         ]
 
     # -- sizes --------------------------------------------------------------------------------------
@@ -192,6 +203,9 @@ class FakeDigitalOcean(FakeAPI):
         for ident in body.get("ssh_keys") or []:
             if self._find_key(str(ident)) is None:
                 return self.error(422, "unprocessable_entity", "You specified an invalid ssh key for Droplet creation.")
+        vpc = self.vpcs.get(body.get("vpc_uuid") or "") or self._default_vpc(body["region"])
+        if body.get("vpc_uuid") and (vpc is None or vpc["id"] != body["vpc_uuid"] or vpc["region"] != body["region"]):
+            return self.error(422, "unprocessable_entity", "You specified an invalid VPC for Droplet creation.")
         ident = self.new_id()
         droplet = {
             "id": ident,
@@ -212,6 +226,7 @@ class FakeDigitalOcean(FakeAPI):
             "networks": {"v4": [], "v6": []},
             "region": {"slug": body["region"], "name": body["region"], "available": True, "features": [], "sizes": []},
             "tags": list(body.get("tags") or []),
+            "vpc_uuid": vpc["id"] if vpc else None,
             "user_data": body.get("user_data"),  # not in DigitalOcean's answer: kept here for the tests
             "ssh_keys": list(body.get("ssh_keys") or []),
         }
@@ -236,7 +251,7 @@ class FakeDigitalOcean(FakeAPI):
             droplet["status"] = "active"
             droplet["networks"]["v4"] = [
                 {"ip_address": self.public_ip, "netmask": "255.255.240.0", "gateway": "127.0.0.254", "type": "public"},
-                {"ip_address": "10.114.0.2", "netmask": "255.255.240.0", "gateway": "", "type": "private"},
+                {"ip_address": self._private_ip(droplet), "netmask": "255.255.240.0", "gateway": "", "type": "private"},
             ]
         return self._ok(200, {"droplet": self._public(droplet)})
 
@@ -278,4 +293,74 @@ class FakeDigitalOcean(FakeAPI):
     def delete_firewall(self, ident: str, query: dict[str, str], body: Any) -> Reply:
         if self.firewalls.pop(ident, None) is None:
             return self.error(404, "not_found", "The resource you were accessing could not be found.")
+        return self._ok(204)
+
+    # -- VPCs ---------------------------------------------------------------------------------------
+
+    def add_vpc(self, name: str, region: str, ip_range: str, description: str = "") -> dict[str, Any]:
+        vpc = {
+            "id": str(uuid.uuid4()),
+            "urn": "",
+            "name": name,
+            "description": description,
+            "region": region,
+            "ip_range": ip_range,
+            "default": self._default_vpc(region) is None,
+            "created_at": stamp(),
+        }
+        vpc["urn"] = f"do:vpc:{vpc['id']}"
+        self.vpcs[vpc["id"]] = vpc
+        return vpc
+
+    def _default_vpc(self, region: str) -> dict[str, Any] | None:
+        return next((v for v in self.vpcs.values() if v["region"] == region and v["default"]), None)
+
+    def _free_range(self) -> str:
+        """A /20 that overlaps no VPC of the account, as DigitalOcean generates one."""
+        for second in range(100, 255):
+            candidate = ipaddress.ip_network(f"10.{second}.0.0/20")
+            if not any(candidate.overlaps(ipaddress.ip_network(v["ip_range"])) for v in self.vpcs.values()):
+                return str(candidate)
+        raise AssertionError("no free range")
+
+    def _private_ip(self, droplet: dict[str, Any]) -> str:
+        vpc = self.vpcs.get(droplet.get("vpc_uuid") or "")
+        if vpc is None:
+            return "10.114.0.2"
+        taken = {
+            n["ip_address"]
+            for d in self.droplets.values()
+            if d is not droplet and d.get("vpc_uuid") == vpc["id"]
+            for n in d["networks"]["v4"]
+            if n["type"] == "private"
+        }
+        return next(str(h) for h in list(ipaddress.ip_network(vpc["ip_range"]).hosts())[1:] if str(h) not in taken)
+
+    def list_vpcs(self, query: dict[str, str], body: Any) -> Reply:
+        return self._list("vpcs", list(self.vpcs.values()), query, "/v2/vpcs")
+
+    def create_vpc(self, query: dict[str, str], body: Any) -> Reply:
+        body = body if isinstance(body, dict) else {}
+        if not body.get("name") or not body.get("region"):
+            return self.error(422, "unprocessable_entity", "name and region are required")
+        if body["region"] not in REGIONS:
+            return self.error(422, "unprocessable_entity", "invalid region")
+        if any(v["name"] == body["name"] for v in self.vpcs.values()):
+            return self.error(422, "unprocessable_entity", "a VPC with this name already exists")
+        ip_range = body.get("ip_range") or self._free_range()
+        wanted = ipaddress.ip_network(ip_range)
+        if any(wanted.overlaps(ipaddress.ip_network(v["ip_range"])) for v in self.vpcs.values()):
+            return self.error(422, "unprocessable_entity", "ip_range overlaps another VPC network")
+        vpc = self.add_vpc(body["name"], body["region"], ip_range, body.get("description") or "")
+        return self._ok(201, {"vpc": vpc})
+
+    def delete_vpc(self, ident: str, query: dict[str, str], body: Any) -> Reply:
+        vpc = self.vpcs.get(ident)
+        if vpc is None:
+            return self.error(404, "not_found", "The resource you were accessing could not be found.")
+        if vpc["default"]:
+            return self.error(403, "forbidden", "default VPC networks cannot be deleted")
+        if any(d.get("vpc_uuid") == ident for d in self.droplets.values()):
+            return self.error(403, "forbidden", "VPC networks with members cannot be deleted")
+        del self.vpcs[ident]
         return self._ok(204)

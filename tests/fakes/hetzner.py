@@ -16,8 +16,13 @@
   uniqueness_error for a name or fingerprint taken), Delete an SSH key (204)
 - Firewalls → Get all Firewalls (?label_selector=, ?name=), Create a Firewall (201, with actions),
   Delete a Firewall (204; 422 resource_in_use while applied to a server)
-- Servers → Create a Server (201: server "initializing", action create_server, next_actions start_server),
-  Get a Server, Get all Servers (?name=, ?label_selector=), Delete a Server (200, action delete_server)
+- Servers → Create a Server (201: server "initializing", action create_server, next_actions start_server;
+  `networks`: the ids of networks to attach it to, each with a subnet in the location's network zone, its
+  address in `private_net`), Get a Server, Get all Servers (?name=, ?label_selector=), Delete a Server (200,
+  action delete_server)
+- Networks → Create a Network (201; `ip_range`, `subnets` [{type "cloud", ip_range, network_zone}], `labels`),
+  Get all Networks (?label_selector=, ?name=), Delete a Network (204; its servers are detached)
+- Locations: each has its `network_zone` (fsn1, nbg1 and hel1: eu-central)
 
 Knobs: `token`, `rate_limited` (the next N requests get 429) with `reset_after`, `running_after` (how many
 looks at a new server before it is running), `never_running`, `public_ip`, `fail(...)`, and `requests`."""
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +43,8 @@ LOCATIONS = {
     "nbg1": {"id": 2, "name": "nbg1", "description": "Nuremberg DC Park 1", "country": "DE", "city": "Nuremberg"},
     "hel1": {"id": 3, "name": "hel1", "description": "Helsinki DC Park 1", "country": "FI", "city": "Helsinki"},
 }
+for _location in LOCATIONS.values():
+    _location["network_zone"] = "eu-central"
 # Examples from Hetzner's price list (EUR; gross includes 19% VAT); the API is the source of truth.
 SERVER_TYPES = [
     (22, "cx22", 2, 4.0, 40, "0.0060", "3.79"),
@@ -86,6 +94,7 @@ class FakeHetzner(FakeAPI):
         self.servers: dict[int, dict[str, Any]] = {}
         self.looks: dict[int, int] = {}
         self.firewalls: dict[int, dict[str, Any]] = {}
+        self.networks: dict[int, dict[str, Any]] = {}
         self.actions: dict[int, dict[str, Any]] = {}
         self.server_types = [self._server_type(*row) for row in SERVER_TYPES]
         # Called with each new server, as a real one boots with its user-data (the e2e applies it to a stand-in).
@@ -180,6 +189,9 @@ class FakeHetzner(FakeAPI):
             ("GET", r"/firewalls", self.list_firewalls),
             ("POST", r"/firewalls", self.create_firewall),
             ("DELETE", r"/firewalls/(\d+)", self.delete_firewall),
+            ("GET", r"/networks", self.list_networks),
+            ("POST", r"/networks", self.create_network),
+            ("DELETE", r"/networks/(\d+)", self.delete_network),
             ("GET", r"/servers", self.list_servers),
             ("POST", r"/servers", self.create_server),
             ("GET", r"/servers/(\d+)", self.get_server),
@@ -304,6 +316,13 @@ class FakeHetzner(FakeAPI):
         for ident in firewall_ids:
             if int(ident) not in self.firewalls:
                 return self.error(404, "not_found", f"firewall with ID {ident} not found")
+        network_ids = [int(n) for n in body.get("networks") or []]
+        for network_id in network_ids:
+            network = self.networks.get(network_id)
+            if network is None:
+                return self.error(404, "not_found", f"network with ID {network_id} not found")
+            if not any(sub["network_zone"] == location["network_zone"] for sub in network["subnets"]):
+                return self.error(422, "invalid_input", "network has no subnet in the server's network zone")
         ident = self.new_id()
         server = {
             "id": ident,
@@ -316,7 +335,7 @@ class FakeHetzner(FakeAPI):
                 "floating_ips": [],
                 "firewalls": [{"id": f, "status": "pending"} for f in firewall_ids],
             },
-            "private_net": [],
+            "private_net": [self._attach(self.networks[n], ident, location) for n in network_ids],
             "server_type": server_type,
             "location": location,
             "image": {"id": 114690389, "type": "system", "name": body["image"], "os_flavor": "debian"},
@@ -380,7 +399,70 @@ class FakeHetzner(FakeAPI):
         if action["command"] == "delete_server" and action["status"] == "running":
             gone = action["resources"][0]["id"]
             self.servers.pop(gone, None)
+            for network in self.networks.values():
+                network["servers"] = [s for s in network["servers"] if s != gone]
             for firewall in self.firewalls.values():
                 firewall["applied_to"] = [a for a in firewall["applied_to"] if a["server"]["id"] != gone]
             action |= {"status": "success", "progress": 100, "finished": stamp()}
         return self._ok(200, {"action": action})
+
+    # -- networks -----------------------------------------------------------------------------------
+
+    def list_networks(self, query: dict[str, str], body: Any) -> Reply:
+        networks = [
+            n
+            for n in self.networks.values()
+            if matches(n["labels"], query.get("label_selector")) and query.get("name", n["name"]) == n["name"]
+        ]
+        return self._list("networks", networks, query)
+
+    def create_network(self, query: dict[str, str], body: Any) -> Reply:
+        body = body if isinstance(body, dict) else {}
+        if not body.get("name") or not body.get("ip_range"):
+            return self.error(400, "invalid_input", "invalid input in fields 'name', 'ip_range'")
+        if any(n["name"] == body["name"] for n in self.networks.values()):
+            return self.error(409, "uniqueness_error", "network with the same name already exists")
+        network_range = ipaddress.ip_network(body["ip_range"])
+        subnets = []
+        for sub in body.get("subnets") or []:
+            if sub.get("type") not in ("cloud", "server", "vswitch") or not sub.get("network_zone"):
+                return self.error(400, "invalid_input", "invalid input in field 'subnets'")
+            if not ipaddress.ip_network(sub["ip_range"]).subnet_of(network_range):
+                return self.error(422, "invalid_input", "subnet ip_range is not inside the network's ip_range")
+            gateway = str(next(ipaddress.ip_network(sub["ip_range"]).hosts()))
+            subnets.append({**sub, "gateway": gateway, "vswitch_id": None})
+        network = {
+            "id": self.new_id(),
+            "name": body["name"],
+            "ip_range": body["ip_range"],
+            "subnets": subnets,
+            "routes": [],
+            "servers": [],
+            "load_balancers": [],
+            "protection": {"delete": False},
+            "labels": body.get("labels") or {},
+            "created": stamp(),
+            "expose_routes_to_vswitch": False,
+        }
+        self.networks[network["id"]] = network
+        return self._ok(201, {"network": network})
+
+    def _attach(self, network: dict[str, Any], server: int, location: dict[str, Any]) -> dict[str, Any]:
+        """The server's address in the network: the next free one of the subnet in its zone (after the gateway)."""
+        subnet = next(sub for sub in network["subnets"] if sub["network_zone"] == location["network_zone"])
+        taken = {
+            net["ip"] for s in self.servers.values() for net in s["private_net"] if net["network"] == network["id"]
+        }
+        hosts = ipaddress.ip_network(subnet["ip_range"]).hosts()
+        ip = next(str(h) for h in hosts if str(h) != subnet["gateway"] and str(h) not in taken)
+        network["servers"].append(server)
+        mac = f"86:00:00:00:{server % 256:02x}:01"
+        return {"network": network["id"], "ip": ip, "alias_ips": [], "mac_address": mac}
+
+    def delete_network(self, ident: str, query: dict[str, str], body: Any) -> Reply:
+        network = self.networks.pop(int(ident), None)
+        if network is None:
+            return self.error(404, "not_found", f"network with ID {ident} not found")
+        for server in self.servers.values():  # detached in the background, as Hetzner does
+            server["private_net"] = [n for n in server["private_net"] if n["network"] != int(ident)]
+        return self._ok(204)

@@ -17,6 +17,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     status = 200
 
     def do_GET(self) -> None:
+        if self.path == "/slow":
+            time.sleep(0.6)
         body = b"ok" if self.path == "/ok" else b"toggled"
         status = 200 if self.path == "/ok" else Handler.status
         self.send_response(status)
@@ -58,6 +60,17 @@ def test_counts_successes_and_failures_per_url_and_when_it_recovered(server):
     assert toggled.failed_between(broke, fixed + 1) == toggled.failed
     assert fixed - 0.1 <= toggled.first_ok_after(fixed) <= toggled.recovered + 0.1
     assert sum(toggled.ok_per_tick.values()) == toggled.ok
+
+
+def test_a_slow_answer_is_a_stall_not_a_failure_and_a_timeout_is_a_failure(server):
+    with CountedLoad(server, ["/slow", "/ok"], connections=1, duration=2, timeout=5) as load:
+        assert load.wait(lambda t: t["/slow"].ok >= 2, timeout=10)
+    tallies = load.tallies()
+    assert tallies["/slow"].failed == 0 and 0.6 <= tallies["/slow"].slowest < 5
+    assert tallies["/ok"].slowest < 0.6
+    with CountedLoad(server, ["/slow"], connections=1, duration=2, timeout=0.3) as load:
+        assert load.wait(lambda t: t["/slow"].failed >= 1, timeout=10)
+    assert load.tallies()["/slow"].reasons().keys() == {"TimeoutError"}
 
 
 def test_a_refused_connection_is_a_failure():

@@ -209,6 +209,30 @@ def test_restart_waits_as_lab_up_does_and_times_the_start(bench_lab, apps, engin
     assert container.status == "running"
 
 
+def test_tls_measures_https_beside_http(bench_lab, apps, tmp_path):
+    """`--tls`: a framework and the ceiling over HTTP and over HTTPS (nginx's TLS listener, reached on the lab's
+    own network), each without errors, and the report's TLS cost table. `pytest -s` prints the figures."""
+    folder = tmp_path / "out"
+    argv = [*bench_argv(), apps[0], "--tls", "--tests", "plaintext", "--duration", "2", "--concurrency", "8"]
+    argv += ["--repeat", "1", "--pause", "0", "--out", str(folder)]
+    result = subprocess.run(argv, cwd=ROOT, env=bench_lab, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"lab bench --tls failed:\n{result.stdout}\n{result.stderr[-3000:]}"
+    document = json.loads((folder / "results.json").read_text())
+    assert schema.errors(document) == [] and document["settings"]["tls"] is True
+    measured = [r for r in document["runs"] if not r["warmup"]]
+    wanted = {(target, scheme) for target in (apps[0], "ceiling") for scheme in ("http", "https")}
+    assert sorted((r["target"], r["scheme"]) for r in measured) == sorted(wanted)
+    for run in measured:
+        assert run["ok"] and run["requests"] and run["url"].startswith(f"{run['scheme']}://"), run
+        assert run["errors"] == {"connect": 0, "read": 0, "write": 0, "timeout": 0, "status": 0}, run
+        print(f"{run['target']} over {run['scheme']}: {run['requests_per_s']:,.0f} req/s")
+    md = (folder / "report.md").read_text()
+    assert "## TLS cost: HTTPS beside plain HTTP" in md
+    for label in (apps[0], "ceiling (nginx alone)"):
+        assert f"| {label} | plaintext | 8 | " in md, label
+    assert "TLS cost" in (folder / "report.html").read_text() and "TLS cost" in result.stdout
+
+
 def test_unknown_framework_is_a_usage_error(bench_lab):
     result = subprocess.run(
         [*bench_argv(), "nosuchframework", "--duration", "1"], cwd=ROOT, env=bench_lab, capture_output=True, text=True

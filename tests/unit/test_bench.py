@@ -239,19 +239,23 @@ def make_document(
     errors_in=(),
     not_measured=(),
     factor=1.0,
+    tls=False,
 ) -> dict:
+    """With tls, HTTPS keeps 80 % of HTTP's requests/s (the ceiling 50 %) and nginx uses 3 CPU s a run, not 2."""
     measured = [f for f in frameworks if f not in not_measured]
     runs = []
     base = {"alpha": 3000.0, "beta": 2000.0, "gamma": 1000.0, CEILING: 30000.0}
-    for step in plan.steps(measured, list(tests), list(levels), repeat, 10, 5, 20):
+    for step in plan.steps(measured, list(tests), list(levels), repeat, 10, 5, 20, tls=tls):
         wobble = 1 + 0.02 * (step.repetition - 2)
         rps = base.get(step.target, 500.0) * wobble * (0.3 if step.test == "db" else 1) * factor
+        secure = step.scheme == plan.HTTPS
+        rps *= (0.5 if step.target == CEILING else 0.8) if secure else 1
         errors = {"status": 7, "timeout": 2} if (step.target, step.test, step.repetition) in errors_in else None
-        cpu = {"app": None if step.target == CEILING else 9.5, "nginx": 2.0, "postgres": 0.1}
+        cpu = {"app": None if step.target == CEILING else 9.5, "nginx": 3.0 if secure else 2.0, "postgres": 0.1}
         runs.append(
             results.run_record(
                 step,
-                "http://nginx:8080" + step.path,
+                plan.url(step, "nginx", {"http": 8080, "https": 8443}),
                 "2026-01-01T00:00:00.000Z",
                 2,
                 _result(rps, errors),
@@ -325,6 +329,7 @@ def make_document(
             "pause_s": 1,
             "threads": 2,
             "restart": False,
+            **({"tls": True} if tls else {}),
             "cpu_counters": "cgroup",
             "frameworks": list(frameworks),
         },
@@ -820,3 +825,144 @@ def test_choose_picks_each_frameworks_best_server():
     assert rows[0][4] == f"{1e6 / app_ms:,.0f}"  # 1,000 requests per app_ms of CPU
     assert rows[0][5] == "4.0 ms" and rows[0][8] == "3.1 s"
     assert "## Choose: each framework at its best" in report.markdown(document)
+
+
+# -- TLS cost (`lab bench --tls`) -------------------------------------------------------------------
+
+
+def test_plan_with_tls_doubles_the_runs_side_by_side_and_alternates_the_first_scheme():
+    steps = plan.steps(["alpha", "beta"], ["json", "db"], [16], repeat=2, duration=5, warmup=2, queries=20, tls=True)
+    plain = plan.steps(["alpha", "beta"], ["json", "db"], [16], repeat=2, duration=5, warmup=2, queries=20)
+    assert len(steps) == 2 * len(plain)
+    json_16 = [(s.repetition, s.warmup, s.target, s.scheme) for s in steps if s.test == "json"]
+    assert json_16 == [
+        (1, True, "alpha", "http"),
+        (1, True, "alpha", "https"),
+        (1, True, "beta", "http"),
+        (1, True, "beta", "https"),
+        (1, True, CEILING, "http"),
+        (1, True, CEILING, "https"),
+        (1, False, "alpha", "http"),
+        (1, False, "alpha", "https"),
+        (1, False, "beta", "http"),
+        (1, False, "beta", "https"),
+        (1, False, CEILING, "http"),
+        (1, False, CEILING, "https"),
+        (2, False, "beta", "https"),
+        (2, False, "beta", "http"),
+        (2, False, CEILING, "https"),
+        (2, False, CEILING, "http"),
+        (2, False, "alpha", "https"),
+        (2, False, "alpha", "http"),
+    ]
+    assert {s.scheme for s in plain} == {"http"}
+    measured = {(s.target, s.test, s.concurrency, s.scheme) for s in steps if not s.warmup}
+    assert len(measured) == 2 * len({(s.target, s.test, s.concurrency) for s in plain if not s.warmup})
+
+
+def test_wrk_loads_nginx_by_name_at_the_listen_ports_of_its_stack_toml(root):
+    import tomllib
+
+    proxy = stacklib.one(stacklib.discover(root / "stacks"), "proxy")
+    manifest = tomllib.loads((root / "stacks" / proxy.name / "stack.toml").read_text())
+    ports = plan.listen_ports(proxy)
+    assert ports == {"http": manifest["port"], "https": manifest["https_port"]}
+    steps = plan.steps(["alpha"], ["plaintext", "queries"], [16], 1, 5, 0, 7, tls=True)
+    assert [plan.url(s, "nginx", {"http": 8080, "https": 8443}) for s in steps] == [
+        "http://nginx:8080/alpha/plaintext",
+        "https://nginx:8443/alpha/plaintext",
+        "http://nginx:8080/_lab/plaintext",
+        "https://nginx:8443/_lab/plaintext",
+        "http://nginx:8080/alpha/queries?queries=7",
+        "https://nginx:8443/alpha/queries?queries=7",
+    ]
+    assert wrk.argv("https://nginx:8443/alpha/plaintext", 8, 2, 2, 5) == [
+        "--threads",
+        "2",
+        "--connections",
+        "8",
+        "--duration",
+        "2s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "--script",
+        wrk.SCRIPT,
+        "https://nginx:8443/alpha/plaintext",
+    ]
+    with pytest.raises(LabError, match="names no port or https_port"):
+        plan.listen_ports(stacklib.Stack(name="nginx", kind="proxy", title="nginx", path=Path("/x"), port=8080))
+
+
+def test_cells_per_scheme_and_the_share_of_the_ceiling_over_the_same_scheme():
+    document = make_document(frameworks=("alpha",), tests=("plaintext",), levels=(16,), repeat=1, tls=True)
+    assert schema.errors(document) == []
+    assert {(r["scheme"], r["url"].split("/")[2]) for r in document["runs"]} == {
+        ("http", "nginx:8080"),
+        ("https", "nginx:8443"),
+    }
+    assert results.schemes(document) == ["http", "https"]
+    http, https = results.cell_index(document), results.cell_index(document, "https")
+    assert http[("alpha", "plaintext", 16)]["requests_per_s"]["median"] == pytest.approx(2940)
+    assert https[("alpha", "plaintext", 16)]["requests_per_s"]["median"] == pytest.approx(2940 * 0.8)
+    assert http[("alpha", "plaintext", 16)]["share_of_ceiling"] == pytest.approx(0.1)
+    assert https[("alpha", "plaintext", 16)]["share_of_ceiling"] == pytest.approx(0.16)  # 0.8 / 0.5 of it
+
+
+def test_tls_cost_table_puts_https_beside_http(tmp_path):
+    document = make_document(frameworks=("alpha",), tests=("plaintext", "db"), levels=(16,), repeat=1, tls=True)
+    rows = tables.tls_rows(document)
+    # alpha's plaintext: 29,400 requests in 10 s over HTTP, 23,520 over HTTPS; CPU ms per 1,000 requests is
+    # 1e6 × CPU s / requests (app 9.5 s: 323 and 404; nginx 2 s and 3 s: 68 and 128; PostgreSQL 0.1 s: 3 and 4)
+    assert rows == [
+        ["ceiling (nginx alone)", "plaintext", "16", "29,400", "14,700", "50%", "— + 7 + 0", "— + 20 + 1"],
+        ["alpha", "plaintext", "16", "2,940", "2,352", "80%", "323 + 68 + 3", "404 + 128 + 4"],
+        ["alpha", "db", "16", "882", "706", "80%", "1077 + 227 + 11", "1346 + 425 + 14"],
+    ]
+    md_path, html_path = report.write(document, tmp_path)
+    md, page = md_path.read_text(), html_path.read_text()
+    assert "## TLS cost: HTTPS beside plain HTTP" in md
+    assert "| target | test | connections | HTTP req/s | HTTPS req/s | HTTPS / HTTP |" in md
+    assert "| alpha | plaintext | 16 | 2,940 | 2,352 | 80% | 323 + 68 + 3 | 404 + 128 + 4 |" in md
+    assert "Over plain HTTP" in md and "TLS cost" in page and "<td>2,352</td>" in page
+    assert "each over HTTP and over HTTPS side by side" in md
+    plain = report.markdown(make_document(repeat=1))
+    assert "TLS cost" not in plain and "Over plain HTTP" not in plain
+
+
+def test_results_written_before_tls_are_plain_http_and_still_compare(tmp_path):
+    old = make_document(repeat=1)
+    for item in [*old["runs"], *old["cells"]]:
+        del item["scheme"]
+    assert schema.errors(old) == []
+    assert results.schemes(old) == ["http"] and ("alpha", "plaintext", 16) in results.cell_index(old)
+    assert tables.tls_rows(old) == []
+    new = make_document(repeat=1, tls=True)
+    rows = compare.rows(old, new)
+    http = [r for r in rows if r.scheme == "http"]
+    https = [r for r in rows if r.scheme == "https"]
+    assert http and all(r.change == 0 for r in http)
+    assert https and {r.verdict for r in https} == {"only in B"}
+    assert [r.scheme for r in rows] == sorted(r.scheme for r in rows)  # HTTP's rows first
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    results.save(old, a)
+    results.save(new, b)
+    shown = CliRunner().invoke(_mounted(), ["bench", "compare", str(a), str(b), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert {(r["scheme"], r["verdict"]) for r in json.loads(shown.output)["rows"]} == {
+        ("http", "no noise band"),
+        ("https", "only in B"),
+    }
+    table = CliRunner().invoke(_mounted(), ["bench", "compare", str(a), str(b)])
+    assert table.exit_code == 0 and "HTTPS" in table.output
+
+
+def test_error_runs_over_https_say_so():
+    document = make_document(frameworks=("alpha",), tests=("plaintext",), levels=(16,), repeat=1, tls=True)
+    run = next(r for r in document["runs"] if r["scheme"] == "https" and not r["warmup"] and r["target"] == "alpha")
+    run["ok"], run["problems"] = False, ["3 connect errors"]
+    assert tables.error_rows(document) == [["alpha over HTTPS", "plaintext", "16", "1", "3 connect errors"]]
+
+
+def test_cli_has_tls():
+    assert "--tls" in CliRunner().invoke(_mounted(), ["bench", "run", "--help"], terminal_width=200).output
