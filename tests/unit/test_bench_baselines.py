@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from lab.bench import plan, report, results, schema, tables
+from lab.bench import compare, plan, report, results, schema, tables
 from lab.bench.plan import CEILING
 
 from .test_bench import _result, make_document
@@ -33,21 +33,28 @@ FRAMEWORKS = {  # variant: (server, interface)
 }
 BASELINES = {"wsgi@g1": ("g1", "wsgi"), "asgi@g1": ("g1", "asgi"), "asgi@g2": ("g2", "asgi")}
 BARE_RPS = 4900.0  # make_document gives every unnamed target 500 requests/s, 490 in a first repetition
+BARE_HTTPS_RPS = 2450.0  # with tls: the frameworks' 490 are 392 over HTTPS
 
 
-def make_overhead_document(tests=("plaintext", "db"), levels=(16, 64), bare_errors=False) -> dict:
-    document = make_document(frameworks=tuple(FRAMEWORKS), tests=tests, levels=levels, repeat=1)
+def make_overhead_document(tests=("plaintext", "db"), levels=(16, 64), bare_errors=False, tls=False) -> dict:
+    """With tls, every target over HTTPS too: the frameworks keep 80 % of their HTTP requests/s
+    (make_document), the bare apps half of theirs (BARE_HTTPS_RPS)."""
+    document = make_document(frameworks=tuple(FRAMEWORKS), tests=tests, levels=levels, repeat=1, tls=tls)
     document["settings"]["servers"] = ["g1", "g2"]
     for entry in document["frameworks"]:
         entry["framework"], entry["server_name"] = entry["name"].split("@")
         entry["server"], entry["interface"] = FRAMEWORKS[entry["name"]]
     records = []
-    for step in plan.steps([], list(tests), list(levels), 1, 10, 0, 20, ceiling=False, baselines=list(BASELINES)):
+    bare_steps = plan.steps(
+        [], list(tests), list(levels), 1, 10, 0, 20, ceiling=False, baselines=list(BASELINES), tls=tls
+    )
+    for step in bare_steps:
         errors = {"status": 3} if bare_errors else None
         cpu = {"app": 4.0, "nginx": 2.0, "postgres": 0.0}
-        url = "http://nginx:8080" + step.path
+        url = plan.url(step, "nginx", {"http": 8080, "https": 8443})
         started = "2026-01-01T00:00:00.000Z"
-        records.append(results.run_record(step, url, started, 2, _result(BARE_RPS, errors), 0, cpu, 1))
+        rps = BARE_HTTPS_RPS if step.scheme == plan.HTTPS else BARE_RPS
+        records.append(results.run_record(step, url, started, 2, _result(rps, errors), 0, cpu, 1))
     document["runs"] += records
     document["cells"] = results.cells(document["runs"])
     document["baselines"] = []
@@ -123,3 +130,80 @@ def test_a_baseline_shows_a_dash_for_the_tests_it_skips_not_not_run():
     alpha = next(r for r in rows if r[0] == "alpha@g1")
     assert alpha[2] != "—" and results.skipped(document, "wsgi@g1", "db")
     assert not results.skipped(document, "alpha@g1", "db") and not results.skipped(document, "wsgi@g1", "plaintext")
+
+
+# -- baselines with `lab bench --tls` -----------------------------------------------------------------
+
+
+def test_with_tls_the_baselines_are_measured_over_https_too_in_the_same_interleaving():
+    args = (["alpha", "beta"], ["plaintext", "db", "json"], [16], 2, 5, 1, 20)
+    plain = plan.steps(*args, baselines=["bare"])
+    steps = plan.steps(*args, baselines=["bare"], tls=True)
+    assert len(steps) == 2 * len(plain)
+    bare = [s for s in steps if s.target == "bare"]
+    assert {(s.test, s.scheme) for s in bare} == {(t, s) for t in ("plaintext", "json") for s in ("http", "https")}
+    assert all(s.kind == "baseline" and s.bare for s in bare)
+    first = [(s.target, s.scheme) for s in steps if not s.warmup and s.repetition == 1 and s.test == "plaintext"]
+    second = [(s.target, s.scheme) for s in steps if s.repetition == 2 and s.test == "plaintext"]
+    # the targets' order of the plain plan, each turn HTTP then HTTPS (HTTPS first in even repetitions)
+    assert first == [(t, s) for t in ("alpha", "beta", "bare", CEILING) for s in ("http", "https")]
+    assert second == [(t, s) for t in ("beta", "bare", CEILING, "alpha") for s in ("https", "http")]
+    assert not any(s.target == "bare" and s.test == "db" for s in steps)
+    assert [plan.url(s, "nginx", {"http": 8080, "https": 8443}) for s in bare[:2]] == [
+        "http://nginx:8080/bare/plaintext",
+        "https://nginx:8443/bare/plaintext",
+    ]
+
+
+def test_with_tls_the_overhead_pairs_the_same_scheme_plain_http_by_default(tmp_path):
+    document = make_overhead_document(tests=("plaintext", "db"), levels=(16,), tls=True)
+    assert schema.errors(document) == []
+    assert {(c["kind"], c["scheme"]) for c in document["cells"] if c["target"] in BASELINES} == {
+        ("baseline", "http"),
+        ("baseline", "https"),
+    }
+    _, rows = tables.overhead_rows(document)  # HTTP's figures only: 490 / 4,900, not 392 / 4,900
+    by = {(r[0], r[1].split()[0], r[3]): r for r in rows}
+    assert by[("alpha", "g1", "plaintext")][2:] == ["wsgi@g1", "plaintext", "10.0% (490 / 4,900)"]
+    _, secure = tables.overhead_rows(document, plan.HTTPS)
+    by = {(r[0], r[1].split()[0], r[3]): r for r in secure}
+    assert by[("alpha", "g1", "plaintext")][2:] == ["wsgi@g1", "plaintext", "16.0% (392 / 2,450)"]
+    assert by[("alpha", "g2", "plaintext")][2] == "none ran under g2 (WSGI)"
+    # the TLS cost table has the baselines' rows too, for the tests they answer, after the frameworks'
+    tls = tables.tls_rows(document)
+    assert next(r for r in tls if r[0] == "wsgi@g1")[:6] == ["wsgi@g1", "plaintext", "16", "4,900", "2,450", "50%"]
+    assert not any(r[0] in BASELINES and r[1] == "db" for r in tls)
+    plaintext = [r[0] for r in tls if r[1] == "plaintext"]
+    assert plaintext[-3:] == list(BASELINES) and plaintext[0] == "ceiling (nginx alone)"
+    md_path, html_path = report.write(document, tmp_path)
+    md, page = md_path.read_text(), html_path.read_text()
+    for text in (md, page):
+        assert "Overhead: each framework as a share of the bare app on the same server" in text
+        assert "TLS cost" in text and "10.0% (490 / 4,900)" in text and "16.0%" not in text
+        assert tables.OVERHEAD_TLS_NOTE.split(";")[0] in text.replace("&#x27;", "'")
+    assert re.search(r"^\| wsgi@g1 \| plaintext \| 16 \| 4,900 \| 2,450 \| 50% \|", md, re.M)
+    assert tables.OVERHEAD_TLS_NOTE not in report.markdown(make_overhead_document())
+
+
+def test_older_results_without_scheme_or_baselines_load_report_and_compare(tmp_path):
+    older = make_document(repeat=1)  # before --tls and before baselines: no scheme, no baselines
+    for item in [*older["runs"], *older["cells"]]:
+        del item["scheme"]
+    between = make_overhead_document(levels=(16, 64))  # baselines, but before --tls: no scheme
+    for item in [*between["runs"], *between["cells"]]:
+        del item["scheme"]
+    newer = make_overhead_document(levels=(16, 64), tls=True)
+    paths = {}
+    for name, document in (("older", older), ("between", between), ("newer", newer)):
+        paths[name] = tmp_path / f"{name}.json"
+        results.save(document, paths[name])
+        assert results.load(paths[name]) == document
+    assert "Overhead" not in report.markdown(older)
+    assert "10.0% (490 / 4,900)" in report.markdown(between) and "TLS cost" not in report.markdown(between)
+    _, rows = tables.overhead_rows(results.load(paths["between"]))
+    assert rows == tables.overhead_rows(newer)[1]  # the same HTTP pairs, with or without the scheme field
+    rows = compare.rows(between, newer)
+    assert {r.verdict for r in rows if r.target in BASELINES and r.scheme == "http"} == {"no noise band"}
+    assert {r.verdict for r in rows if r.target in BASELINES and r.scheme == "https"} == {"only in B"}
+    rows = compare.rows(older, newer)
+    assert {r.verdict for r in rows if r.target in BASELINES} == {"only in B"}
