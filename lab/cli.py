@@ -188,7 +188,7 @@ def scale(
     """Set the replicas of frameworks on a swarm (its manager: the first --vm/--host) and wait until they
     run; later deploys keep them."""
     lab = _lab()
-    wanted = swarm_lib.parse_scale(specs, [a.name for a in stacklib.apps(lab.stacks)])
+    wanted = swarm_lib.parse_scale(specs, [a.name for a in stacklib.served(lab.stacks)])
     manager = target_lib.resolve_many(lab.settings.state_dir, host, key, vm)[0]
     started = time.monotonic()
     with lab.locked():
@@ -311,7 +311,8 @@ def _verify_swarm(lab: Lab, targets: list[Target], apps: list[stacklib.Stack]) -
     results = []
     for node in nodes:
         with console.status(f"verifying {node.inventory_name} …"):
-            found = contract.verify(node.url, [a.name for a in apps], db, restart_db=False)
+            names, bare = [a.name for a in apps], [a.name for a in apps if a.bare]
+            found = contract.verify(node.url, names, db, restart_db=False, bare=bare)
         results += [dataclasses.replace(r, framework=f"{r.framework}@{node.inventory_name}") for r in found]
     console.print("[dim]lab verify: a swarm: the database restart check and testinfra are not run[/]")
     return results
@@ -379,7 +380,7 @@ def deploy(
     with lab.locked():  # what it ships (compose file, secrets, images) stays put while it runs
         lab.prepare()
         lab.ensure_host_tls(target.host.strip("[]"))
-        lab.build(client, stacklib.apps(lab.stacks))
+        lab.build(client, stacklib.served(lab.stacks))
         if backup:
             backup_cli.before_deploy(lab, target)
         started = time.monotonic()
@@ -426,7 +427,7 @@ def _deploy_swarm(
 ) -> None:
     if backup:
         raise LabError("--backup is not built for a swarm yet", Exit.USAGE)
-    names = [a.name for a in stacklib.apps(lab.stacks)]
+    names = [a.name for a in stacklib.served(lab.stacks)]
     targets = target_lib.resolve_many(lab.settings.state_dir, host, key, vm)
     manager = targets[0]
     wanted = swarm_lib.load_replicas(lab.settings.state_dir, manager) | swarm_lib.parse_scale(replicas, names)
@@ -438,7 +439,7 @@ def _deploy_swarm(
     with lab.locked():
         lab.prepare()
         lab.ensure_host_tls(manager.host.strip("[]"))
-        lab.build(client, [a for a in stacklib.apps(lab.stacks) if wanted.get(a.name, 1) > 0])
+        lab.build(client, [a for a in stacklib.served(lab.stacks) if wanted.get(a.name, 1) > 0])
         swarm_lib.render(lab.settings, client, lab.stacks, wanted, manager.host.strip("[]"), overrides)
         started = time.monotonic()
         try:
@@ -530,7 +531,7 @@ def rollback(
                 )
             except rollout.RolloutError as error:
                 raise LabError(str(error), Exit.FAILED) from None
-        lab.wait_routed(stacklib.apps(lab.stacks) if not names else stacklib.select(lab.stacks, names))
+        lab.wait_routed(stacklib.select(lab.stacks, names))
         swapped = report.replaced
     else:
         args = releases.lab_args(
@@ -565,24 +566,36 @@ def compose_command(
 
 @app.command(name="stacks")
 def stacks_command(as_json: JsonFlag = False) -> None:
-    """List the frameworks the lab knows (from stacks/*/stack.toml)."""
+    """List the frameworks the lab knows (from stacks/*/stack.toml), then the baselines (bare apps)."""
     settings = settingslib.load()
-    rows = [
-        {
-            "name": s.name,
-            "title": s.title,
-            "version": s.version_of(s.package),
-            "server": s.server_label(),
-            "servers": ", ".join(s.server_names),
-            "data_layer": s.data_layer,
-            "templates": s.templates,
-        }
-        for s in stacklib.apps(stacklib.discover(settings.stacks_dir))
+    stacks = stacklib.discover(settings.stacks_dir)
+    rows = [_stack_row(s) for s in stacklib.apps(stacks)]
+    bare = [
+        {k: v for k, v in _stack_row(s).items() if k in ("name", "title", "server", "servers")}
+        for s in stacklib.baselines(stacks)
     ]
-    if as_json:
+    if as_json:  # the frameworks, as scripts count them (`lab ps --json` lists the baselines too)
         out.print_json(json.dumps(rows))
         return
-    table = Table(*rows[0].keys()) if rows else Table("name")
+    _print_stack_rows(rows, "frameworks")
+    if bare:
+        _print_stack_rows(bare, "baselines: no framework, the same servers (lab bench's overhead table)")
+
+
+def _stack_row(stack: stacklib.Stack) -> dict[str, str]:
+    return {
+        "name": stack.name,
+        "title": stack.title,
+        "version": stack.version_of(stack.package),
+        "server": stack.server_label(),
+        "servers": ", ".join(stack.server_names),
+        "data_layer": stack.data_layer,
+        "templates": stack.templates,
+    }
+
+
+def _print_stack_rows(rows: list[dict[str, str]], title: str) -> None:
+    table = Table(*rows[0].keys(), title=title, title_justify="left") if rows else Table("name", title=title)
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     out.print(table)

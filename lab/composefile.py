@@ -72,13 +72,25 @@ def _limits(stack: Stack) -> dict[str, Any]:
     }
 
 
+def _data_tier(app: Stack, database: Stack) -> dict[str, Any]:
+    """An app's way to the database: its secret, the data network, waiting for it. A baseline has
+    no database, so it gets none of them (and only its own secrets)."""
+    if app.bare:
+        return {**({"secrets": sorted(app.secrets)} if app.secrets else {}), "networks": ["web"]}
+    return {
+        "secrets": sorted({*database.secrets, *app.secrets}),
+        "depends_on": {database.name: {"condition": "service_healthy"}},
+        "networks": ["web", "data"],
+    }
+
+
 def render(settings: Settings, stacks: list[Stack]) -> dict[str, Any]:
     defaults = Settings(root=settings.root)
     base_arg = {"BASE_IMAGE": _env("LAB_BASE_IMAGE", defaults.base_image)}
     base = stacklib.one(stacks, "base")
     database = stacklib.one(stacks, "database")
     proxy = stacklib.one(stacks, "proxy")
-    apps = stacklib.apps(stacks)
+    apps = stacklib.served(stacks)  # the frameworks and the baselines, each behind nginx
     db_env = {"DB_HOST": database.name, "DB_PORT": str(database.port)}
 
     services: dict[str, Any] = {
@@ -113,12 +125,10 @@ def render(settings: Settings, stacks: list[Stack]) -> dict[str, Any]:
                 "LAB_APP_PORT": str(app.port),
                 # Which of its [servers] the image runs (lab-serve): `lab up --server`, or by hand.
                 "LAB_SERVER": _env(app.server_variable, app.server),
-                **db_env,
+                **({} if app.bare else db_env),
                 **app.environment,
             },
-            "secrets": sorted({*database.secrets, *app.secrets}),
-            "depends_on": {database.name: {"condition": "service_healthy"}},
-            "networks": ["web", "data"],
+            **_data_tier(app, database),
             "read_only": True,
             "tmpfs": _tmp(app),
             "security_opt": ["no-new-privileges:true"],
@@ -130,7 +140,7 @@ def render(settings: Settings, stacks: list[Stack]) -> dict[str, Any]:
         "build": {"context": _rel(settings, proxy.path), "args": base_arg},
         "restart": "unless-stopped",
         "environment": {
-            "LAB_UPSTREAMS": " ".join(f"{a.name}:{a.port}:{a.health}" for a in apps),
+            "LAB_UPSTREAMS": " ".join(a.upstream for a in apps),
             # Its stack.toml's ports: render-upstreams writes the listen lines from these.
             "LAB_LISTEN_PORT": str(proxy.port),
             "LAB_LISTEN_HTTPS_PORT": str(proxy.https_port),

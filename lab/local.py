@@ -80,7 +80,7 @@ class Lab:
 
     def env(self, base_image: str | None = None) -> dict[str, str]:
         env = commands.compose_env(self.settings, self.ca_bundle(), base_image or self.settings.base_image)
-        by_name = {a.name: a for a in stacklib.apps(self.stacks)}
+        by_name = {a.name: a for a in stacklib.served(self.stacks)}
         return env | {by_name[name].server_variable: server for name, server in self.servers.items()}
 
     # -- preparing ---------------------------------------------------------------------------
@@ -125,7 +125,7 @@ class Lab:
         """The services that mount any of these secrets (every app mounts the database's too)."""
         db = set(self.database.secrets)
         users = [self.database.name] if db & set(names) else []
-        users += [a.name for a in stacklib.apps(self.stacks) if ({*db, *a.secrets} & set(names))]
+        users += [a.name for a in stacklib.served(self.stacks) if ({*a.secrets, *(() if a.bare else db)} & set(names))]
         return users + ([self.proxy.name] if set(tls.SECRETS) & set(names) else [])
 
     @exclusive
@@ -261,7 +261,8 @@ class Lab:
         return run(commands.compose_logs(self.settings, services, follow, tail), env=self.env(), check=False).returncode
 
     def rows(self, client: docker.DockerClient) -> list[dict[str, object]]:
-        """One row per app: its URL, state, versions; for `lab up`, `lab ps` and --json."""
+        """One row per app (the frameworks, then the baselines, then the database and nginx): its URL,
+        state, versions; for `lab up`, `lab ps` and --json."""
         states = self.states(client)
         serving = self.serving(client)
         rows = []
@@ -273,6 +274,17 @@ class Lab:
                     "url": f"{self.settings.base_url}{app.prefix}/",
                     "state": states.get(app.name, "stopped"),
                     "version": app.version_of(app.package),
+                    "server": _label(app, serving.get(app.name)),
+                }
+            )
+        for app in stacklib.baselines(self.stacks):  # after the frameworks: bare apps, none of them
+            rows.append(
+                {
+                    "framework": app.name,
+                    "title": app.title,
+                    "url": f"{self.settings.base_url}{app.prefix}/",
+                    "state": states.get(app.name, "stopped"),
+                    "version": "",
                     "server": _label(app, serving.get(app.name)),
                 }
             )

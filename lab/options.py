@@ -13,7 +13,10 @@ import typer
 from lab.errors import Exit, LabError
 from lab.vm.base import DEFAULT_NAME
 
-Frameworks = Annotated[list[str] | None, typer.Argument(help="Frameworks (all when none are named).")]
+Frameworks = Annotated[
+    list[str] | None,
+    typer.Argument(help="Frameworks, or baselines (bare apps: `lab stacks`); all of them when none are named."),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 HostOption = Annotated[str | None, typer.Option("--host", help="USER@HOST[:PORT] of a server to work on.")]
 KeyOption = Annotated[Path | None, typer.Option("--key", help="Private SSH key for --host.")]

@@ -102,7 +102,8 @@ def render(
     `tls_dir`: where the manager holds the secrets' files."""
     database = stacklib.one(stacks, "database")
     proxy = stacklib.one(stacks, "proxy")
-    apps = [app for app in stacklib.apps(stacks) if replicas.get(app.name, 1) > 0]
+    # The frameworks and the baselines (each behind nginx); a baseline has no way to the database.
+    apps = [app for app in stacklib.served(stacks) if replicas.get(app.name, 1) > 0]
     db_env = {"DB_HOST": database.name, "DB_PORT": str(database.port)}
 
     def image(stack: Stack) -> str:
@@ -136,11 +137,11 @@ def render(
             "environment": {
                 "LAB_PREFIX": app.prefix,
                 "LAB_APP_PORT": str(app.port),
-                **db_env,
+                **({} if app.bare else db_env),
                 **app.environment,
             },
-            "secrets": _secrets(sorted({*database.secrets, *app.secrets})),
-            "networks": [WEB, DATA],
+            "secrets": _secrets(sorted(app.secrets if app.bare else {*database.secrets, *app.secrets})),
+            "networks": [WEB] if app.bare else [WEB, DATA],
             "read_only": True,
             "volumes": [_tmp(app)],
             "cap_drop": ["ALL"],
@@ -158,7 +159,7 @@ def render(
     services[proxy.name] = {
         "image": image(proxy),
         "environment": {
-            "LAB_UPSTREAMS": " ".join(f"{a.name}:{a.port}:{a.health}" for a in apps),
+            "LAB_UPSTREAMS": " ".join(a.upstream for a in apps),
             # Its stack.toml's ports: render-upstreams writes the listen lines from these (as in the compose file).
             "LAB_LISTEN_PORT": str(proxy.port),
             "LAB_LISTEN_HTTPS_PORT": str(proxy.https_port),

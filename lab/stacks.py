@@ -1,12 +1,16 @@
 """Stacks are folders under stacks/ with a stack.toml; the driver learns everything from them.
 
 kind = "app"       a framework's sample app, served by nginx under /<name>/
+kind = "baseline"  a bare app (no framework: a WSGI or ASGI callable of the standard library) that
+                   answers the contract's /plaintext, /json and /health under the same servers as
+                   the apps, so `lab bench` can show a framework's overhead on each server. Served,
+                   started, verified and measured like an app, never listed or counted as a framework
 kind = "base"      the shared Python layer the apps are built FROM
 kind = "database"  PostgreSQL
 kind = "proxy"     nginx
 kind = "tool"      a helper image the lab builds and runs on demand, never by `lab up` (the load generator)
 
-An app declares its servers in [servers.NAME] tables (package, interface, command); `server` names
+An app (or a baseline) declares its servers in [servers.NAME] tables (package, interface, command); `server` names
 the default one. The image holds its stack.toml and runs the server LAB_SERVER names (stacks/python's
 lab-serve), so one image serves every variant and compose picks it with LAB_<APP>_SERVER.
 """
@@ -22,7 +26,8 @@ from lab.constants import IMAGES
 from lab.errors import Exit, LabError
 from lab.state import read_toml
 
-KINDS = ("app", "base", "database", "proxy", "tool")
+KINDS = ("app", "base", "baseline", "database", "proxy", "tool")
+SERVED = ("app", "baseline")  # the kinds nginx routes under /<name>/ and `lab up` starts
 NAME = re.compile(r"^[a-z][a-z0-9]{1,30}$")
 # A secret is a file name under .lab/secrets and a compose secret name: no dots, no slashes.
 SECRET = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
@@ -50,6 +55,7 @@ class Limits:
 # it is shared fairly anyway, and a cap below the machine's cores throttles the benchmarks.
 DEFAULT_LIMITS = {
     "app": Limits(memory="512m", cpus=0, pids=256),
+    "baseline": Limits(memory="512m", cpus=0, pids=256),  # the same servers and workers as an app
     # max_connections (400) backends are processes; shared_buffers (256MB) sits in /dev/shm.
     "database": Limits(memory="2g", cpus=0, pids=1024),
     "proxy": Limits(memory="256m", cpus=0, pids=128),
@@ -78,8 +84,8 @@ class Stack:
     path: Path
     port: int | None = None
     https_port: int | None = None  # the proxy's HTTPS listen port in its container
-    package: str | None = None  # PyPI name of the framework (apps)
-    server: str | None = None  # the default server's name, a key of servers (apps)
+    package: str | None = None  # PyPI name of the framework (apps; a baseline has none)
+    server: str | None = None  # the default server's name, a key of servers (apps, baselines)
     health: str = "/health"
     data_layer: str = ""
     templates: str = ""
@@ -96,6 +102,17 @@ class Stack:
     @property
     def prefix(self) -> str:
         return f"/{self.name}"
+
+    @property
+    def upstream(self) -> str:
+        """Its entry in nginx's LAB_UPSTREAMS (stacks/nginx/render-upstreams): name:port:health, and
+        :baseline for a baseline, which nginx routes alike but lists apart from the frameworks."""
+        return f"{self.name}:{self.port}:{self.health}" + (":baseline" if self.bare else "")
+
+    @property
+    def bare(self) -> bool:
+        """A baseline: the contract's plaintext, json and health only, with no framework and no database."""
+        return self.kind == "baseline"
 
     def pins(self) -> dict[str, str]:
         """Pinned versions from requirements.txt, keyed by lower-case package name."""
@@ -258,7 +275,11 @@ SCHEMA: dict[str, Callable[[object], str | None]] = {
     "servers": _servers,
 }
 REQUIRED = ("name", "kind", "title")
-REQUIRED_BY_KIND = {"app": ("port", "package", "server", "servers"), "proxy": ("port", "https_port")}
+REQUIRED_BY_KIND = {
+    "app": ("port", "package", "server", "servers"),
+    "baseline": ("port", "server", "servers"),
+    "proxy": ("port", "https_port"),
+}
 
 
 def _a(kind: str) -> str:
@@ -283,7 +304,7 @@ def _load(path: Path) -> Stack:
     missing = [k for k in REQUIRED_BY_KIND.get(kind, ()) if k not in data]
     if missing:
         raise LabError(f"{manifest}: {_a(kind)} needs {', '.join(missing)}", Exit.USAGE)
-    if kind in ("app", "tool") and not (path / "Dockerfile").exists():
+    if kind in (*SERVED, "tool") and not (path / "Dockerfile").exists():
         raise LabError(f"{path}: {_a(kind)} needs a Dockerfile", Exit.USAGE)
     data["secrets"] = tuple(data.get("secrets", ()))
     data["limits"] = replace(DEFAULT_LIMITS[kind], **data.get("limits", {}))
@@ -294,7 +315,7 @@ def _load(path: Path) -> Stack:
         for n, v in data.get("servers", {}).items()
     )
     stack = Stack(path=path, **data)
-    if kind == "app":
+    if kind in SERVED:
         _check_pinned(stack)
     return stack
 
@@ -308,7 +329,8 @@ def _check_pinned(app: Stack) -> None:
             f"{manifest}: server = {app.server!r} is not one of its [servers] ({', '.join(app.server_names)})",
             Exit.USAGE,
         )
-    declared = [("package", app.package)] + [(f"servers.{s.name}.package", s.package) for s in app.servers]
+    declared = [("package", app.package)] if app.package else []
+    declared += [(f"servers.{s.name}.package", s.package) for s in app.servers]
     for key, package in declared:
         if not app.version_of(package):
             message = f"{key} = {package!r} is not pinned ({package}==VERSION) in {requirements}"
@@ -316,11 +338,13 @@ def _check_pinned(app: Stack) -> None:
 
 
 def _check_unique(stacks: list[Stack]) -> None:
-    """Each framework is told apart by its title and package: a copy of another stack's folder whose
-    manifest kept them would show two frameworks under one name in every report."""
+    """Each framework (and baseline) is told apart by its title and package: a copy of another stack's
+    folder whose manifest kept them would show two frameworks under one name in every report."""
     for key in ("title", "package"):
         seen: dict[str, Stack] = {}
-        for app in apps(stacks):
+        for app in served(stacks):
+            if getattr(app, key) is None:  # a baseline has no package
+                continue
             value = str(getattr(app, key)).lower()
             if value in seen:
                 raise LabError(
@@ -341,7 +365,19 @@ def discover(stacks_dir: Path) -> list[Stack]:
 
 
 def apps(stacks: Iterable[Stack]) -> list[Stack]:
+    """The frameworks (kind app): what the lab lists, counts and checks in full."""
     return [s for s in stacks if s.kind == "app"]
+
+
+def baselines(stacks: Iterable[Stack]) -> list[Stack]:
+    """The bare apps (kind baseline): measured beside the frameworks, never counted among them."""
+    return [s for s in stacks if s.kind == "baseline"]
+
+
+def served(stacks: Iterable[Stack]) -> list[Stack]:
+    """Every stack nginx routes and `lab up` starts: the frameworks, then the baselines."""
+    stacks = list(stacks)
+    return apps(stacks) + baselines(stacks)
 
 
 def one(stacks: Iterable[Stack], kind: str) -> Stack:
@@ -356,8 +392,9 @@ def tools(stacks: Iterable[Stack]) -> list[Stack]:
 
 
 def select(stacks: Iterable[Stack], names: Iterable[str]) -> list[Stack]:
-    """The apps named (all apps when none are), or a LabError listing the valid names."""
-    available = {s.name: s for s in apps(stacks)}
+    """The served stacks named (every framework and baseline when none are), or a LabError listing
+    the valid names."""
+    available = {s.name: s for s in served(stacks)}
     names = list(dict.fromkeys(n.lower() for n in names))
     if not names:
         return list(available.values())

@@ -58,7 +58,10 @@ out = Console(soft_wrap=True)
 
 @app.command()
 def run(
-    frameworks: Annotated[list[str] | None, typer.Argument(help="Frameworks (all when none are named).")] = None,
+    frameworks: Annotated[
+        list[str] | None,
+        typer.Argument(help="Frameworks and baselines (bare apps, `lab stacks`); all of them when none are named."),
+    ] = None,
     tests: Annotated[str, typer.Option(help=f"Comma-separated tests: {', '.join(plan.TESTS)}.")] = ",".join(plan.TESTS),
     duration: Annotated[int, typer.Option(help="Seconds per load run (1-120).")] = 10,
     concurrency: Annotated[str, typer.Option(help="Comma-separated connection counts (1-1024 each).")] = "16,64,256",
@@ -79,8 +82,8 @@ def run(
         bool,
         typer.Option(
             "--tls",
-            help="Measure every framework and the ceiling over HTTPS too (nginx's TLS listener), each beside its "
-            "plain HTTP run: the report's “TLS cost” table.",
+            help="Measure every framework, baseline and the ceiling over HTTPS too (nginx's TLS listener), each "
+            "beside its plain HTTP run: the report's “TLS cost” table.",
         ),
     ] = False,
     servers: Annotated[
@@ -98,7 +101,8 @@ def run(
     key: KeyOption = None,
     vm: VmOption = None,
 ) -> None:
-    """Measure the frameworks and the ceiling (nginx alone); write results.json, report.md, report.html.
+    """Measure the frameworks, the baselines (bare apps, plaintext and json only) and the ceiling (nginx
+    alone); write results.json, report.md, report.html (with each framework's overhead over its baseline).
 
     A warm-up, then wrk per framework, test and concurrency. Only frameworks that pass `lab verify`
     (without the database-stop check) are measured. Ctrl-C stops and keeps what was measured.
@@ -172,7 +176,8 @@ def _print_grid(document: dict[str, Any], level: int) -> None:
     for target in results.targets(document):
         row = [fmt.label(target)]
         for test in document["settings"]["tests"]:
-            text = fmt.rps_cell(cells.get((target, test, level)), target)
+            skip = results.skipped(document, target, test)  # a baseline: plaintext and json only
+            text = "—" if skip else fmt.rps_cell(cells.get((target, test, level)), target)
             row.append(f"[red]{text}[/]" if fmt.WARN in text else text)
         table.add_row(*row)
     out.print(table)

@@ -38,7 +38,7 @@ def framework(
     idle: int | None,
     server: str | None = None,
 ) -> dict[str, Any]:
-    """One framework's entry; with server (`--servers`), the variant app@server's."""
+    """One framework's (or baseline's) entry; with server (`--servers`), the variant app@server's."""
     seconds, note = startup
     chosen = app.server_named(server)
     return {
@@ -48,6 +48,7 @@ def framework(
         "version": app.version_of(app.package),
         "server": chosen.name,
         "server_version": app.version_of(chosen.package),
+        "interface": chosen.interface,
         "data_layer": app.data_layer,
         "templates": app.templates,
         "python": python,
@@ -76,6 +77,7 @@ def header(
     frameworks: list[dict[str, Any]],
     ceiling_server: str,
     planned: int,
+    baselines: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The document before its first run. place: project, host, where, network, base_url,
     cpu_counters (where and how the bench runs)."""
@@ -112,6 +114,7 @@ def header(
         },
         "versions": versions,
         "frameworks": frameworks,
+        "baselines": list(baselines or []),
         "ceiling": {
             "server": ceiling_server,
             "version": versions.get("nginx", ""),
@@ -130,7 +133,7 @@ def finish(document: dict[str, Any], complete: bool, interrupted: bool = False) 
     document["interrupted"] = interrupted
     document["finished"] = now()
     document["cells"] = results.cells(document["runs"])
-    for entry in document["frameworks"]:
+    for entry in results.entries(document):
         peaks = [
             r["memory_peak_bytes"]
             for r in document["runs"]

@@ -26,6 +26,8 @@ PATHS = {
 }
 CEILING = "ceiling"  # the target name of nginx answering by itself
 CEILING_PATHS = {"plaintext": "/_lab/plaintext", "json": "/_lab/json"}
+# The tests a baseline (stacks.py, kind "baseline": a bare app with no framework) answers; the others skip it.
+BARE_TESTS = ("plaintext", "json")
 NO_CEILING_NOTE = "no nginx ceiling for {tests}: nginx cannot answer them alone (they need the database)"
 RUN_OVERHEAD_S = 1.0  # starting and removing the wrk container, reading CPU counters
 LIMITS = {"duration": (1, 120), "warmup": (0, 60), "concurrency": (1, 1024), "repeat": (1, 10), "queries": (1, 500)}
@@ -35,18 +37,21 @@ SCHEMES = (HTTP, HTTPS)
 
 @dataclass(frozen=True)
 class Step:
-    target: str  # a framework, or CEILING
+    target: str  # a framework, a baseline, or CEILING
     test: str
     concurrency: int
     repetition: int  # 1-based
     duration: float
     path: str
     warmup: bool = False
+    bare: bool = False  # a baseline's run
     scheme: str = HTTP  # HTTPS: through nginx's TLS listener (`--tls`)
 
     @property
     def kind(self) -> str:
-        return "ceiling" if self.target == CEILING else "framework"
+        if self.target == CEILING:
+            return "ceiling"
+        return "baseline" if self.bare else "framework"
 
 
 def listen_ports(proxy: Stack) -> dict[str, int]:
@@ -132,8 +137,10 @@ def default_warmup(duration: int) -> int:
     return int(max(1, min(5, duration // 2)))
 
 
-def targets_for(test: str, frameworks: Sequence[str], ceiling: bool = True) -> list[str]:
-    return [*frameworks, *([CEILING] if ceiling and test in CEILING_PATHS else [])]
+def targets_for(test: str, frameworks: Sequence[str], ceiling: bool = True, baselines: Sequence[str] = ()) -> list[str]:
+    """The frameworks, then the baselines (for BARE_TESTS only), then the ceiling (where nginx can answer)."""
+    bare = list(baselines) if test in BARE_TESTS else []
+    return [*frameworks, *bare, *([CEILING] if ceiling and test in CEILING_PATHS else [])]
 
 
 def rotate(items: Sequence[str], by: int) -> list[str]:
@@ -152,26 +159,35 @@ def steps(
     warmup: float,
     queries: int,
     ceiling: bool = True,
+    baselines: Sequence[str] = (),
     tls: bool = False,
 ) -> list[Step]:
     """Every load run in order: per repetition and test, a warm-up per target at the highest
-    concurrency (first repetition only), then each concurrency with every target in turn. With
-    tls each target's turn is two runs side by side, HTTP and HTTPS, HTTP first in odd
-    repetitions and HTTPS first in even ones, so neither scheme always follows another target."""
+    concurrency (first repetition only), then each concurrency with every target in turn. The
+    baselines are targets like the frameworks, for BARE_TESTS only. With tls each target's turn
+    (a baseline's too) is two runs side by side, HTTP and HTTPS, HTTP first in odd repetitions
+    and HTTPS first in even ones, so neither scheme always follows another target."""
     plan: list[Step] = []
+    bare = set(baselines)
     schemes = SCHEMES if tls else (HTTP,)
     for repetition in range(1, repeat + 1):
         for test in tests:
             pair = schemes if repetition % 2 else schemes[::-1]
-            order = [(t, s) for t in rotate(targets_for(test, frameworks, ceiling), repetition - 1) for s in pair]
+            targets = rotate(targets_for(test, frameworks, ceiling, baselines), repetition - 1)
+            order = [(t, s) for t in targets for s in pair]
             if warmup > 0 and repetition == 1:
                 top = max(concurrency)
                 plan += [
-                    Step(t, test, top, repetition, warmup, path(t, test, queries), warmup=True, scheme=s)
+                    Step(
+                        t, test, top, repetition, warmup, path(t, test, queries), warmup=True, bare=t in bare, scheme=s
+                    )
                     for t, s in order
                 ]
             for level in concurrency:
-                plan += [Step(t, test, level, repetition, duration, path(t, test, queries), scheme=s) for t, s in order]
+                plan += [
+                    Step(t, test, level, repetition, duration, path(t, test, queries), bare=t in bare, scheme=s)
+                    for t, s in order
+                ]
     return plan
 
 

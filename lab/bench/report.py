@@ -9,8 +9,8 @@ from typing import Any
 
 from lab.bench import charts, tables
 from lab.bench.format import escape, percent, rps
-from lab.bench.plan import CEILING, HTTPS
-from lab.bench.results import levels, schemes, targets, tests
+from lab.bench.plan import BARE_TESTS, CEILING, HTTPS
+from lab.bench.results import entries, levels, schemes, targets, tests
 from lab.bench.tables import (
     ERROR_HEADER,
     FRAMEWORK_HEADER,
@@ -23,6 +23,18 @@ from lab.bench.tables import (
     rps_grid,
     status_lines,
 )
+
+OVERHEAD_TITLE = "Overhead: each framework as a share of the bare app on the same server"
+
+
+def has_overhead(document: dict[str, Any]) -> bool:
+    """Whether the report has an overhead table: a document that could hold baselines (older ones
+    cannot), a measured framework, and a test that the baselines answer."""
+    return (
+        "baselines" in document
+        and any(f["measured"] for f in document["frameworks"])
+        and any(t in BARE_TESTS for t in tests(document))
+    )
 
 
 def markdown(document: dict[str, Any]) -> str:
@@ -43,6 +55,10 @@ def markdown(document: dict[str, Any]) -> str:
                 lines += tables.markdown(*tables.server_matrix(document, test, level))
         lines += ["", tables.SERVER_MATRIX_NOTE]
     tls = HTTPS in schemes(document)
+    if has_overhead(document):
+        lines += ["", f"## {OVERHEAD_TITLE}", ""]
+        lines += tables.markdown(*tables.overhead_rows(document), "llll" + "r" * len(levels(document)))
+        lines += ["", tables.OVERHEAD_NOTE + (" " + tables.OVERHEAD_TLS_NOTE if tls else "")]
     if tls:
         lines += ["", "## TLS cost: HTTPS beside plain HTTP", ""]
         lines += tables.markdown(tables.TLS_HEADER, tables.tls_rows(document), "llrrrrrr")
@@ -65,7 +81,10 @@ def markdown(document: dict[str, Any]) -> str:
     lines += ["", "## Frameworks", ""]
     lines += tables.markdown(FRAMEWORK_HEADER, tables.framework_rows(document), "lllllrrrl")
     lines += ["", FRAMEWORK_NOTE]
-    notes = [f"- {f['name']}: {f['startup_note']}" for f in document["frameworks"] if f["startup_note"]]
+    if document.get("baselines"):
+        lines += ["", "## Baselines (bare apps, no framework)", ""]
+        lines += tables.markdown(FRAMEWORK_HEADER, tables.framework_rows(document, "baselines"), "lllllrrrl")
+    notes = [f"- {f['name']}: {f['startup_note']}" for f in entries(document) if f["startup_note"]]
     if notes:
         lines += ["", "Start → healthy could not be read for:", *notes, "(`lab bench --restart` measures it.)"]
     lines += ["", "## Runs with errors", ""]
@@ -74,7 +93,7 @@ def markdown(document: dict[str, Any]) -> str:
         lines += tables.markdown(ERROR_HEADER, errors, "llrrl")
     else:
         lines.append("None: every run completed without socket errors or error responses.")
-    failing = [f for f in document["frameworks"] if not f["measured"]]
+    failing = [f for f in entries(document) if not f["measured"]]
     if failing:
         lines += ["", "## Not measured (fails the contract)", ""]
         for f in failing:
@@ -151,6 +170,11 @@ def html_page(document: dict[str, Any]) -> str:
                 body.append(f"<h3>Framework × server: {escape(test)}, requests per second, {level} connections</h3>")
                 body.append(tables.html_table(*tables.server_matrix(document, test, level)))
         body.append(f'<p class="muted">{escape(tables.SERVER_MATRIX_NOTE)}</p>')
+    if has_overhead(document):
+        body.append(f"<h3>{escape(OVERHEAD_TITLE)}</h3>")
+        body.append(tables.html_table(*tables.overhead_rows(document)))
+        note = tables.OVERHEAD_NOTE + (" " + tables.OVERHEAD_TLS_NOTE if tls else "")
+        body.append(f'<p class="muted">{escape(note)}</p>')
     if tls:
         body.append("<h3>TLS cost: HTTPS beside plain HTTP</h3>")
         body.append(tables.html_table(tables.TLS_HEADER, tables.tls_rows(document)))
@@ -167,7 +191,10 @@ def html_page(document: dict[str, Any]) -> str:
     body.append("<h2>Frameworks</h2>")
     body.append(tables.html_table(FRAMEWORK_HEADER, tables.framework_rows(document)))
     body.append(f'<p class="muted">{escape(FRAMEWORK_NOTE)}</p>')
-    notes = [f"{f['name']}: {f['startup_note']}" for f in document["frameworks"] if f["startup_note"]]
+    if document.get("baselines"):
+        body.append("<h2>Baselines (bare apps, no framework)</h2>")
+        body.append(tables.html_table(FRAMEWORK_HEADER, tables.framework_rows(document, "baselines")))
+    notes = [f"{f['name']}: {f['startup_note']}" for f in entries(document) if f["startup_note"]]
     if notes:
         body.append(
             '<p class="muted">Start → healthy could not be read for: '
@@ -180,7 +207,7 @@ def html_page(document: dict[str, Any]) -> str:
         body.append(tables.html_table(ERROR_HEADER, errors))
     else:
         body.append("<p>None: every run completed without socket errors or error responses.</p>")
-    failing = [f for f in document["frameworks"] if not f["measured"]]
+    failing = [f for f in entries(document) if not f["measured"]]
     if failing:
         body.append("<h2>Not measured (fails the contract)</h2><ul>")
         body += [

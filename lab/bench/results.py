@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.bench import schema, stats
-from lab.bench.plan import CEILING, HTTP, Step
+from lab.bench.plan import BARE_TESTS, CEILING, HTTP, Step
 from lab.bench.wrk import ERROR_KINDS, WrkResult
 from lab.errors import Exit, LabError
 
@@ -167,11 +167,22 @@ def cell_index(document: dict[str, Any], scheme: str = HTTP) -> dict[tuple[str, 
     return {_key(cell): cell for cell in document["cells"] if scheme_of(cell) == scheme}
 
 
+def entries(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every measured stack's entry: the frameworks, then the baselines (older documents have none)."""
+    return [*document["frameworks"], *document.get("baselines", [])]
+
+
 def targets(document: dict[str, Any]) -> list[str]:
-    """The ceiling first (when measured), then every measured framework, in the results' order."""
-    measured = [f["name"] for f in document["frameworks"] if f["measured"]]
+    """The ceiling first (when measured), then every measured framework, then every measured
+    baseline, in the results' order."""
+    measured = [f["name"] for f in entries(document) if f["measured"]]
     has_ceiling = any(c["target"] == CEILING for c in document["cells"])
     return ([CEILING] if has_ceiling else []) + measured
+
+
+def skipped(document: dict[str, Any], target: str, test: str) -> bool:
+    """Whether target never runs test by design: a baseline outside the tests it answers."""
+    return test not in BARE_TESTS and target in {b["name"] for b in document.get("baselines", [])}
 
 
 def levels(document: dict[str, Any]) -> list[int]:

@@ -207,8 +207,7 @@ class Bench:
         if options.servers and not self.site.local:
             raise LabError("--servers: only on this machine's lab for now", Exit.USAGE, hint="drop --host/--vm")
         planned = sum(
-            len(self._steps([plan.variant(a.name, srv) for a in block], first))
-            for first, (srv, block) in ((i == 0, b) for i, b in enumerate(blocks))
+            len(self._steps(block, srv, first)) for first, (srv, block) in ((i == 0, b) for i, b in enumerate(blocks))
         )
         not_measured: list[str] = []
         started = False
@@ -223,7 +222,7 @@ class Bench:
                 self.containers = self.find_containers(client)
                 measured = self.prepare_block(client, block, server, planned, not_measured)
                 started = True
-                steps = self._steps([plan.variant(a.name, server) for a in measured], index == 0)
+                steps = self._steps(measured, server, index == 0)
                 if not steps:
                     continue
                 estimate = plan.estimate_s(steps, options.pause)
@@ -239,21 +238,25 @@ class Bench:
             self.finish(complete=False, interrupted=True)
             raise Interrupted(Outcome(self.folder, self.document, True, not_measured)) from None
         self.finish(complete=True)
-        if not any(f["measured"] for f in self.document["frameworks"]):
+        if not any(f["measured"] for f in results.entries(self.document)):
             raise LabError("no framework passed verification: nothing measured", Exit.FAILED, hint="see `lab verify`")
         return Outcome(self.folder, self.document, False, not_measured)
 
-    def _steps(self, targets: list[str], ceiling: bool) -> list[Step]:
+    def _steps(self, apps: list[Stack], server: str | None, ceiling: bool) -> list[Step]:
+        """The block's load runs: its frameworks (and baselines, for the tests they answer) under server."""
         options = self.options
+        frameworks = [plan.variant(a.name, server) for a in apps if not a.bare]
+        baselines = [plan.variant(a.name, server) for a in apps if a.bare]
         return plan.steps(
-            targets,
+            frameworks,
             options.tests,
             options.concurrency,
             options.repeat,
             options.duration,
             options.warmup,
             options.queries,
-            ceiling=ceiling and bool(targets),
+            ceiling=ceiling and bool(apps),
+            baselines=baselines,
             tls=options.tls,
         )
 
@@ -280,10 +283,14 @@ class Bench:
             for failure in verdicts[app.name]["failures"][:5]:
                 self.console.print(f"  {failure}")
         entries = self.entries(client, apps, measured, verdicts, startup, server)
+        # The baselines are measured alike but listed apart: never counted among the frameworks.
+        bare = [e for app, e in zip(apps, entries, strict=True) if app.bare]
+        entries = [e for app, e in zip(apps, entries, strict=True) if not app.bare]
         if not self.document:
-            self.document = self.header(client, entries, planned)
+            self.document = self.header(client, entries, planned, bare)
         else:
             self.document["frameworks"] += entries
+            self.document["baselines"] += bare
             self.document["settings"]["frameworks"] += [e["name"] for e in entries]
         self.save()
         return measured
@@ -337,7 +344,13 @@ class Bench:
             )
         return frameworks
 
-    def header(self, client: docker.DockerClient, frameworks: list[dict[str, Any]], planned: int) -> dict[str, Any]:
+    def header(
+        self,
+        client: docker.DockerClient,
+        frameworks: list[dict[str, Any]],
+        planned: int,
+        baselines: list[dict[str, Any]],
+    ) -> dict[str, Any]:
         facts = self.site.machine()
         _, self.counters = probe.cpu_now({"nginx": self.containers.get(self.lab.proxy.name)}, self.site.local)
         place = {
@@ -357,6 +370,7 @@ class Bench:
             frameworks=frameworks,
             ceiling_server=self.lab.proxy.name,
             planned=planned,
+            baselines=baselines,
         )
 
     def finish(self, complete: bool, interrupted: bool = False) -> None:

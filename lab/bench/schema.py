@@ -34,7 +34,7 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 LATENCY = _obj({k: _OPT_NUM for k in ("min", "mean", "stdev", "p50", "p75", "p90", "p99", "p99.9", "max")})
 ERRORS = _obj({k: _INT for k in ("connect", "read", "write", "timeout", "status")})
 CPU = _obj({k: _OPT_NUM for k in ("app", "nginx", "postgres")})
-TARGET_KIND = {"type": "string", "enum": ["framework", "ceiling"]}
+TARGET_KIND = {"type": "string", "enum": ["framework", "baseline", "ceiling"]}
 SCHEME = {"type": "string", "enum": ["http", "https"]}  # absent in files written before `--tls`: http
 SPREAD = _obj({"median": _OPT_NUM, "min": _OPT_NUM, "max": _OPT_NUM, "spread": _OPT_NUM, "n": _INT})
 
@@ -103,8 +103,9 @@ FRAMEWORK = _obj(
         # With `--servers`, name is FRAMEWORK@SERVER (a variant) and these say which.
         "framework": _STR,
         "server_name": _STR,
+        "interface": _STR,  # the server's: wsgi, asgi or own; pairs a framework with its baseline
     },
-    optional=("framework", "server_name"),
+    optional=("framework", "server_name", "interface"),
 )
 
 SCHEMA: dict[str, Any] = {
@@ -168,11 +169,13 @@ SCHEMA: dict[str, Any] = {
             ),
             "versions": {"type": "object", "additionalProperties": _STR},
             "frameworks": {"type": "array", "items": FRAMEWORK},
+            "baselines": {"type": "array", "items": FRAMEWORK},  # the bare apps measured, entries alike
             "ceiling": _obj({"server": _STR, "version": _STR, "paths": {"type": "object"}, "note": _STR}),
             "planned_runs": _INT,
             "runs": {"type": "array", "items": RUN},
             "cells": {"type": "array", "items": CELL},
-        }
+        },
+        optional=("baselines",),  # added after schema 1 was first written: older files lack it
     ),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lab.bench import results
 from lab.bench.format import (
     WARN,
     cpu_cell,
@@ -18,7 +19,7 @@ from lab.bench.format import (
     scheme_label,
     size,
 )
-from lab.bench.plan import HTTP, HTTPS
+from lab.bench.plan import BARE_TESTS, HTTP, HTTPS
 from lab.bench.results import cell_index, flagged_runs, levels, scheme_of, targets, tests
 
 ERROR_HEADER = ["target", "test", "connections", "repetition", "problems"]
@@ -39,7 +40,7 @@ def status_lines(document: dict[str, Any]) -> list[str]:
             f"{WARN} {len(flagged)} of {measured} runs had errors: their cells are marked {WARN} "
             "and every such run is listed under “Runs with errors” (they are not averaged away)."
         )
-    for framework in document["frameworks"]:
+    for framework in results.entries(document):
         if not framework["measured"]:
             lines.append(f"{WARN} {framework['name']} was not measured: it fails the contract (`lab verify`).")
     return lines
@@ -92,14 +93,16 @@ def grid(document: dict[str, Any], level: int, render: Any) -> tuple[list[str], 
     for target in targets(document):
         row = [label(target)]
         for test in tests(document):
-            row.append(render(cells.get((target, test, level)), target))
+            skip = results.skipped(document, target, test)  # a baseline: plaintext and json only
+            row.append("—" if skip else render(cells.get((target, test, level)), target))
         rows.append(row)
     return header, rows
 
 
-def framework_rows(document: dict[str, Any]) -> list[list[str]]:
+def framework_rows(document: dict[str, Any], key: str = "frameworks") -> list[list[str]]:
+    """The frameworks' entries as rows (key "baselines": the bare apps', alike)."""
     rows = []
-    for f in document["frameworks"]:
+    for f in document.get(key, []):
         startup = f"{f['startup_s']:.1f} s" if f["startup_s"] is not None else "—"
         verify = f["verify"]
         contract = f"{verify['pass']} pass, {verify['warn']} warn, {verify['fail']} fail"
@@ -252,6 +255,66 @@ CHOOSE_NOTE = (
 )
 
 
+def overhead_rows(document: dict[str, Any], scheme: str = HTTP) -> tuple[list[str], list[list[str]]]:
+    """Per measured framework, server and test that a baseline answers (BARE_TESTS): its median
+    requests/s as a share of the bare app's (the baseline of the same interface under the same
+    server, so measured in the same block), per concurrency, both over the same scheme (plain
+    HTTP unless asked: never an HTTPS figure against an HTTP one). A row whose framework had no
+    such baseline in the run says why; a framework that is its own server has none."""
+    cells = cell_index(document, scheme)
+    wanted = [t for t in tests(document) if t in BARE_TESTS]
+    bare = {(b["server"], b.get("interface")): b for b in document.get("baselines", [])}
+    rows = []
+    for entry in document["frameworks"]:
+        if not entry["measured"]:
+            continue
+        interface = entry.get("interface", "")
+        baseline = bare.get((entry["server"], interface)) if interface else None
+        if interface == "own":
+            why = "none: the framework is its own server"
+        elif baseline is None:
+            why = f"none ran under {entry['server']}" + (f" ({interface.upper()})" if interface else "")
+        elif not baseline["measured"]:
+            why = f"{baseline['name']} {WARN} not measured"
+        else:
+            why = ""
+        theirs = baseline["name"] if baseline and not why else ""
+        for test in wanted:
+            row = [entry.get("framework", entry["name"]), f"{entry['server']} {entry['server_version']}".strip()]
+            row += [theirs or why, test]
+            for level in levels(document):
+                share = _share(cells.get((entry["name"], test, level)), cells.get((theirs, test, level)))
+                row.append(share if theirs else "—")
+            rows.append(row)
+    header = ["framework", "server", "bare app", "test", *(f"{level} connections" for level in levels(document))]
+    return header, rows
+
+
+def _share(mine: dict[str, Any] | None, bare: dict[str, Any] | None) -> str:
+    """The framework's median requests/s as a share of the bare app's, both figures beside it."""
+    ours = ((mine or {}).get("requests_per_s") or {}).get("median")
+    theirs = ((bare or {}).get("requests_per_s") or {}).get("median")
+    if not ours or not theirs:
+        return "—"
+    text = f"{percent(ours / theirs)} ({rps(ours)} / {rps(theirs)})"
+    errors = (mine or {}).get("runs_with_errors") or (bare or {}).get("runs_with_errors")
+    return text + (f" {WARN} errors" if errors else "")
+
+
+OVERHEAD_NOTE = (
+    "Each framework's median requests/s as a share of the bare app's (its baseline: the same interface, WSGI "
+    "or ASGI, under the same server, measured in the same block and interleaved with the frameworks), then both "
+    "figures. 100% would be a framework that costs nothing on that server; what is missing is what the framework "
+    "adds to each request (routing, request and response objects, serialisation). The bare apps' own rows are "
+    "in the requests-per-second tables."
+)
+
+OVERHEAD_TLS_NOTE = (
+    "Both figures are over plain HTTP, as in the tables below; the frameworks' and the bare apps' "
+    "requests/s over HTTPS are in the “TLS cost” table."
+)
+
+
 TLS_HEADER = [
     "target",
     "test",
@@ -265,8 +328,9 @@ TLS_HEADER = [
 
 
 def tls_rows(document: dict[str, Any]) -> list[list[str]]:
-    """`--tls`: per test, concurrency and target (the ceiling first) measured over HTTPS, its
-    requests/s over HTTP and over HTTPS, what HTTPS keeps of HTTP's, and CPU per 1,000 requests of both."""
+    """`--tls`: per test, concurrency and target measured over HTTPS (the ceiling, the frameworks,
+    then the baselines, for the tests they answer), its requests/s over HTTP and over HTTPS, what
+    HTTPS keeps of HTTP's, and CPU per 1,000 requests of both."""
     plain, secure = cell_index(document, HTTP), cell_index(document, HTTPS)
     rows = []
     for test in tests(document):

@@ -26,7 +26,7 @@ from lab.deploy import remote
 from lab.deploy.target import Target
 from lab.errors import Exit, LabError
 from lab.settings import Settings
-from lab.stacks import Stack
+from lab.stacks import SERVED, Stack
 from lab.state import atomic_write
 
 SWARM_DIR = f"{DEPLOY_DIR}/swarm"  # on the manager: the stack file, swarm-deploy, the secrets' files
@@ -133,7 +133,7 @@ def render(
     images: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Render and write the stack file (stack_file); the stack as a dict."""
-    running = [s for s in stacks if s.kind in ("app", "database", "proxy") and replicas.get(s.name, 1) > 0]
+    running = [s for s in stacks if s.kind in (*SERVED, "database", "proxy") and replicas.get(s.name, 1) > 0]
     stack = stackfile.render(
         list(stacks),
         replicas,

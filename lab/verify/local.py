@@ -35,6 +35,7 @@ def contract_results(
                 db,
                 restart_db=restart_db,
                 progress=lambda what: status.update(f"verifying {what} …"),
+                bare=[a.name for a in apps if a.bare],
             )
     return results
 

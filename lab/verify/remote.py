@@ -30,6 +30,7 @@ def contract_results(lab: Lab, target: Target, apps: list[Stack], restart_db: bo
             db,
             restart_db=restart_db,
             progress=lambda what: status.update(f"verifying {what} on {target.inventory_name} …"),
+            bare=[a.name for a in apps if a.bare],
         )
 
 

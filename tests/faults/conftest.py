@@ -24,6 +24,7 @@ from tests.integration.conftest import ROOT, engine, lab_env, remove_project, ru
 PROJECT = "framework-lab-faults"
 PORT = 18130
 APPS = [s.name for s in stacklib.apps(stacklib.discover(ROOT / "stacks"))]
+BASELINES = [s.name for s in stacklib.baselines(stacklib.discover(ROOT / "stacks"))]  # bare apps, no database
 
 
 def faults_env(**extra: str) -> dict[str, str]:

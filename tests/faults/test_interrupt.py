@@ -24,7 +24,7 @@ import docker.errors
 import pytest
 
 from lab import engine as enginelib
-from tests.faults.conftest import APPS, wait_health
+from tests.faults.conftest import APPS, BASELINES, wait_health
 from tests.integration.conftest import LAB, ROOT, get, lab_env, remove_project, run_lab
 
 pytestmark = pytest.mark.integration
@@ -112,7 +112,7 @@ def home(engine, tmp_path_factory):
     home = tmp_path_factory.mktemp("ctrlc-home")
     for folder in ("stacks", "compose"):
         shutil.copytree(ROOT / folder, home / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for app in APPS:
+    for app in [*APPS, *BASELINES]:  # a lab of the one slow copy only
         shutil.rmtree(home / "stacks" / app)
     copy = home / "stacks" / NAME
     shutil.copytree(ROOT / "stacks" / APPS[0], copy, ignore=shutil.ignore_patterns("__pycache__"))

@@ -107,7 +107,7 @@ def containers(request: pytest.FixtureRequest, docker_host, lab) -> list[Contain
         service = data["Config"]["Labels"]["com.docker.compose.service"]
         manifest = known.get(service, {})
         kind = manifest.get("kind", "unknown")
-        if kind == "app" and selected and service not in selected:
+        if kind in ("app", "baseline") and selected and service not in selected:  # baseline: a bare app
             continue
         found.append(Container(data["Name"].lstrip("/"), service, kind, manifest, data))
     return found

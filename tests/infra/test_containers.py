@@ -70,7 +70,7 @@ def runs(command: list[str], args: str) -> bool:
 
 def test_apps_run_their_server_with_the_configured_workers(docker_host, containers):
     problems = []
-    for c in by_kind(containers, "app"):
+    for c in [*by_kind(containers, "app"), *by_kind(containers, "baseline")]:  # a baseline runs the same servers
         workers = int(c.env.get("LAB_WORKERS", "1"))
         procs = processes(docker_host, c)
         # The server is the image's command (through lab-serve, the server its stack.toml declares):
@@ -106,7 +106,8 @@ def listening_ports(host) -> set[int]:
 def test_each_container_listens_only_on_its_port(containers, inside):
     problems = []
     for c in containers:
-        port = c.env.get("LAB_APP_PORT", c.manifest.get("port", 0)) if c.kind == "app" else c.manifest["port"]
+        served = c.kind in ("app", "baseline")
+        port = c.env.get("LAB_APP_PORT", c.manifest.get("port", 0)) if served else c.manifest["port"]
         expected = {int(port)}
         if c.kind == "proxy":
             expected.add(int(c.manifest["https_port"]))

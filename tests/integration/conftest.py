@@ -118,6 +118,14 @@ def apps() -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def baselines() -> list[str]:
+    """The bare apps (kind baseline): started and routed with the frameworks, never counted among them."""
+    from lab import stacks
+
+    return [s.name for s in stacks.baselines(stacks.discover(ROOT / "stacks"))]
+
+
+@pytest.fixture(scope="session")
 def lab_up(engine, apps):
     """`lab up` of every framework, once for the session; torn down whatever happens."""
     remove_project(engine)

@@ -61,7 +61,7 @@ def bench_run(bench_lab, tmp_path_factory):
     return folder, result, seconds
 
 
-def test_results_follow_the_schema_and_cover_every_framework_and_the_ceiling(bench_run, apps):
+def test_results_follow_the_schema_and_cover_every_framework_and_the_ceiling(bench_run, apps, baselines):
     folder, _, _ = bench_run
     document = json.loads((folder / "results.json").read_text())
     assert schema.errors(document) == []
@@ -76,8 +76,12 @@ def test_results_follow_the_schema_and_cover_every_framework_and_the_ceiling(ben
             assert (cell["share_of_ceiling"] is not None) == (test in ("plaintext", "json"))
     assert cells[("ceiling", "plaintext", 16)]["requests_per_s"]["median"] > 0
     assert ("ceiling", "db", 16) not in cells
-    measured = [r for r in document["runs"] if not r["warmup"]]
+    measured = [r for r in document["runs"] if not r["warmup"] and r["kind"] != "baseline"]
     assert len(measured) == len(apps) * len(TESTS) + 2
+    # the baselines too (no framework is named): listed apart, plaintext and json only
+    assert [b["name"] for b in document["baselines"]] == baselines and all(b["measured"] for b in document["baselines"])
+    bare = {(r["target"], r["test"]) for r in document["runs"] if not r["warmup"] and r["kind"] == "baseline"}
+    assert bare == {(b, t) for b in baselines for t in ("plaintext", "json")}
     for run in measured:
         assert run["requests"] and run["cpu_s"]["nginx"] is not None, run
         assert (run["cpu_s"]["app"] is None) == (run["target"] == "ceiling")

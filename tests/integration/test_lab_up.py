@@ -49,11 +49,13 @@ def world_rows(body) -> list[dict]:
     return body
 
 
-def test_up_reports_every_framework_healthy(lab_up, apps):
+def test_up_reports_every_framework_healthy(lab_up, apps, baselines):
     states = {row["framework"]: row["state"] for row in lab_up}
-    assert states == {**dict.fromkeys(apps, "healthy"), "postgres": "healthy", "nginx": "healthy"}
+    served = [*apps, *baselines]  # the baselines start with the frameworks, listed after them
+    assert states == {**dict.fromkeys(served, "healthy"), "postgres": "healthy", "nginx": "healthy"}
+    assert [row["framework"] for row in lab_up][: len(served)] == served
     for row in lab_up:
-        if row["framework"] in apps:
+        if row["framework"] in served:
             assert row["url"] == f"http://127.0.0.1:{PORT}/{row['framework']}/"
 
 
@@ -164,12 +166,14 @@ def test_lab_verify_passes_on_the_fresh_lab(lab_up, apps, tmp_path):
     assert "<failure" not in text
 
 
-def test_nginx_front_door(lab_up, apps):
+def test_nginx_front_door(lab_up, apps, baselines):
     index = get("/")
     assert index.status == 200
     for app in apps:
         assert f'href="/{app}/"' in index.body.decode()
-    assert get("/_lab/status.json").json() == dict.fromkeys(apps, "healthy")
+    frameworks, bare = index.body.decode().split("<h2>Baselines</h2>")  # listed apart from the frameworks
+    assert all(f'href="/{b}/plaintext"' in bare and f'href="/{b}/"' not in frameworks for b in baselines)
+    assert get("/_lab/status.json").json() == dict.fromkeys([*apps, *baselines], "healthy")
     r = get(f"/{apps[0]}/json")
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["x-frame-options"] == "SAMEORIGIN"

@@ -83,7 +83,8 @@ def test_database_is_on_an_internal_network_only(root):
 
 def test_apps_are_hardened_and_get_secrets_not_environment(root):
     compose = rendered(root)
-    apps = stacklib.apps(stacklib.discover(root / "stacks"))
+    stacks = stacklib.discover(root / "stacks")
+    apps = stacklib.apps(stacks)
     for app in apps:
         service = compose["services"][app.name]
         assert service["read_only"] is True
@@ -94,8 +95,28 @@ def test_apps_are_hardened_and_get_secrets_not_environment(root):
         assert not any("PASSWORD=" in str(v) or "SECRET" in k for k, v in service["environment"].items())
         assert set(app.secrets) <= set(service["secrets"])
     upstreams = compose["services"]["nginx"]["environment"]["LAB_UPSTREAMS"].split()
-    assert upstreams == [f"{a.name}:{a.port}:{a.health}" for a in apps]
+    # The frameworks, then the baselines: nginx routes both.
+    bare = [f"{b.name}:{b.port}:{b.health}:baseline" for b in stacklib.baselines(stacks)]  # listed apart
+    assert upstreams == [f"{a.name}:{a.port}:{a.health}" for a in apps] + bare
     assert compose["secrets"]["ca"] == {"file": "${LAB_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"}
+
+
+def test_baselines_are_hardened_apps_without_a_way_to_the_database(root):
+    """A baseline runs like an app (its server picked the same way) but has no database: no secret, no
+    data network, no DB_* settings, and it waits for nothing."""
+    compose = rendered(root)
+    baselines = stacklib.baselines(stacklib.discover(root / "stacks"))
+    assert {b.kind for b in baselines} == {"baseline"} and len(baselines) >= 2
+    for baseline in baselines:
+        service = compose["services"][baseline.name]
+        assert service["image"] == f"framework-lab/{baseline.name}:latest"
+        assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
+        assert service["networks"] == ["web"]
+        assert "secrets" not in service and "depends_on" not in service
+        assert not any(k.startswith("DB_") for k in service["environment"])
+        assert service["environment"]["LAB_PREFIX"] == f"/{baseline.name}"
+        assert service["environment"]["LAB_SERVER"] == f"${{{baseline.server_variable}:-{baseline.server}}}"
+        assert "profiles" not in service  # started by `lab up` and plain compose, like the apps
 
 
 def test_base_layer_is_build_only(root):

@@ -14,7 +14,7 @@ from lab import stacks as stacklib
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = stacklib.discover(ROOT / "stacks")
-APPS = [a.name for a in stacklib.apps(STACKS)]
+APPS = [a.name for a in stacklib.served(STACKS)]  # the frameworks, then the baselines: each a service
 SECRETS = {
     "db_password": "sha256:" + "a" * 64,
     "django_secret_key": "b" * 64,
@@ -61,6 +61,17 @@ def test_zero_replicas_keeps_a_framework_out_and_out_of_nginx():
     assert f"{APPS[0]}:" not in stack["services"]["nginx"]["environment"]["LAB_UPSTREAMS"]
 
 
+def test_a_baseline_is_a_service_without_a_way_to_the_database():
+    services = render()["services"]
+    baselines = stacklib.baselines(STACKS)
+    assert baselines
+    for baseline in baselines:
+        service = services[baseline.name]
+        assert service["networks"] == ["web"] and service["secrets"] == []
+        assert not any(k.startswith("DB_") for k in service["environment"])
+        assert service["deploy"]["replicas"] == 1 and service["read_only"] is True
+
+
 def test_nginx_on_every_node_publishing_on_the_node_itself():
     nginx = render()["services"]["nginx"]
     assert nginx["deploy"]["mode"] == "global"
@@ -69,7 +80,7 @@ def test_nginx_on_every_node_publishing_on_the_node_itself():
         {"target": 8443, "published": 443, "protocol": "tcp", "mode": "host"},
     ]
     assert nginx["environment"]["LAB_UPSTREAMS"].split() == [
-        f"{a.name}:{a.port}:{a.health}" for a in stacklib.apps(STACKS)
+        f"{a.name}:{a.port}:{a.health}" + (":baseline" if a.kind == "baseline" else "") for a in stacklib.served(STACKS)
     ]
     # the listen lines render-upstreams writes: the ports the stack publishes
     assert (nginx["environment"]["LAB_LISTEN_PORT"], nginx["environment"]["LAB_LISTEN_HTTPS_PORT"]) == ("8080", "8443")

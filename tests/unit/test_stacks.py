@@ -62,7 +62,10 @@ def test_nothing_states_how_many_frameworks_there_are(root):
 
 def test_select_all_named_and_unknown(root):
     stacks = stacklib.discover(root / "stacks")
-    assert [s.name for s in stacklib.select(stacks, [])] == [s.name for s in stacklib.apps(stacks)]
+    # Everything `lab up` starts: the frameworks, then the baselines.
+    assert [s.name for s in stacklib.select(stacks, [])] == [s.name for s in stacklib.served(stacks)]
+    bare = stacklib.baselines(stacks)[0].name
+    assert [s.name for s in stacklib.select(stacks, [bare])] == [bare]
     first = stacklib.apps(stacks)[0].name
     assert [s.name for s in stacklib.select(stacks, [first.upper(), first])] == [first]
     with pytest.raises(LabError) as error:
