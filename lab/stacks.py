@@ -38,6 +38,13 @@ MEMORY = re.compile(r"^[1-9][0-9]*[kmg]$")  # what compose and `docker run --mem
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 
 
+# Open files of every container that holds connections: the bench's many-connections test
+# (lab.bench.hold, up to lab.bench.wrk.MAX_CONNECTIONS) and wrk hold one descriptor per client
+# connection, nginx two (client and upstream). nginx derives worker_rlimit_nofile and
+# worker_connections from it (stacks/nginx/entrypoint.sh): the one number is this.
+NOFILE = 65536
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one container may take. cpus = 0 means no CPU cap (a share of every core); tmp is the
@@ -47,6 +54,7 @@ class Limits:
     cpus: float
     pids: int
     tmp: str = "64m"
+    nofile: int = NOFILE  # open files (soft = hard)
 
 
 # The one place the defaults live; a stack's [limits] table and the compose variables

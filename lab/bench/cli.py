@@ -24,7 +24,7 @@ from lab import settings as settingslib
 from lab import stacks as stacklib
 from lab.bench import compare as comparelib
 from lab.bench import format as fmt
-from lab.bench import plan, report, results, tables
+from lab.bench import plan, report, results, tables, wrk
 from lab.bench.plan import CEILING, Options
 from lab.bench.runner import Bench, Interrupted, Outcome
 from lab.bench.site import HostSite, LocalSite
@@ -64,7 +64,9 @@ def run(
     ] = None,
     tests: Annotated[str, typer.Option(help=f"Comma-separated tests: {', '.join(plan.TESTS)}.")] = ",".join(plan.TESTS),
     duration: Annotated[int, typer.Option(help="Seconds per load run (1-120).")] = 10,
-    concurrency: Annotated[str, typer.Option(help="Comma-separated connection counts (1-1024 each).")] = "16,64,256",
+    concurrency: Annotated[
+        str, typer.Option(help=f"Comma-separated connection counts (1-{wrk.MAX_CONNECTIONS} each).")
+    ] = "16,64,256",
     repeat: Annotated[
         int, typer.Option(help="Runs per cell (1-10), frameworks interleaved; >1 gives a noise band.")
     ] = 1,

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.bench.wrk import MAX_CONNECTIONS
 from lab.errors import Exit, LabError
 from lab.stacks import Stack
 
@@ -30,7 +31,13 @@ CEILING_PATHS = {"plaintext": "/_lab/plaintext", "json": "/_lab/json"}
 BARE_TESTS = ("plaintext", "json")
 NO_CEILING_NOTE = "no nginx ceiling for {tests}: nginx cannot answer them alone (they need the database)"
 RUN_OVERHEAD_S = 1.0  # starting and removing the wrk container, reading CPU counters
-LIMITS = {"duration": (1, 120), "warmup": (0, 60), "concurrency": (1, 1024), "repeat": (1, 10), "queries": (1, 500)}
+LIMITS = {
+    "duration": (1, 120),
+    "warmup": (0, 60),
+    "concurrency": (1, MAX_CONNECTIONS),
+    "repeat": (1, 10),
+    "queries": (1, 500),
+}
 HTTP, HTTPS = "http", "https"
 SCHEMES = (HTTP, HTTPS)
 

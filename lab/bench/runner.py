@@ -20,6 +20,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import docker.types
 import requests.exceptions
 from rich.console import Console
 
@@ -151,6 +152,7 @@ class Bench:
             read_only=True,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
+            ulimits=tool_ulimits(stacklib.one(self.lab.stacks, "tool")),
         )
         try:
             try:
@@ -380,6 +382,12 @@ class Bench:
 
     def save(self) -> None:
         results.save(self.document, self.folder / "results.json")
+
+
+def tool_ulimits(tool: Stack) -> list[docker.types.Ulimit]:
+    """The load container's open files: its stack's (lab.stacks.NOFILE), as the compose file gives it."""
+    nofile = tool.limits.nofile
+    return [docker.types.Ulimit(name="nofile", soft=nofile, hard=nofile)] if nofile else []
 
 
 def _lab_version() -> str:
