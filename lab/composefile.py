@@ -32,7 +32,7 @@ HEADER = """\
 # Limits per container, defaults from the stack's kind or its stack.toml [limits] table:
 #   LAB_<STACK>_MEMORY (e.g. LAB_NGINX_MEMORY=512m), LAB_<STACK>_CPUS (0: no cap),
 #   LAB_<STACK>_PIDS, LAB_<STACK>_TMP (size of /tmp), LAB_<STACK>_NOFILE (open files of nginx, the apps
-#   and wrk; nginx's worker_connections is half of it); logs rotate at LAB_LOG_MAX_SIZE x LAB_LOG_MAX_FILE.
+#   and wrk; nginx's worker_connections is 512 fewer); logs rotate at LAB_LOG_MAX_SIZE x LAB_LOG_MAX_FILE.
 """
 ACME_MOUNT = "/run/lab-acme"  # the ACME folder in nginx's container (stacks/nginx/lua/lab_tls.lua)
 LOG_MAX_SIZE = "10m"

@@ -38,11 +38,12 @@ MEMORY = re.compile(r"^[1-9][0-9]*[kmg]$")  # what compose and `docker run --mem
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 
 
-# Open files of every container that holds connections: the bench's many-connections test
-# (lab.bench.hold, up to lab.bench.wrk.MAX_CONNECTIONS) and wrk hold one descriptor per client
-# connection, nginx two (client and upstream). nginx derives worker_rlimit_nofile and
-# worker_connections from it (stacks/nginx/entrypoint.sh): the one number is this.
-NOFILE = 65536
+# Open files of every container (soft = hard; compose `ulimits`, LAB_<STACK>_NOFILE): the bench's
+# many-connections test (lab.bench.hold, up to lab.bench.wrk.MAX_CONNECTIONS), wrk and the apps hold one
+# descriptor per connection; nginx derives worker_rlimit_nofile and worker_connections from it
+# (stacks/nginx/entrypoint.sh). No container may have more than the engine's own hard limit: 20000 is
+# what dockerd here runs with (Debian's docker.service gives it more: raise LAB_<STACK>_NOFILE there).
+NOFILE = 20000
 
 
 @dataclass(frozen=True)

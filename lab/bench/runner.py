@@ -27,6 +27,7 @@ from rich.console import Console
 from lab import engine, rollout
 from lab import stacks as stacklib
 from lab.bench import document as documentlib
+from lab.bench import hold as holdlib
 from lab.bench import machine, plan, probe, report, results, wrk
 from lab.bench.format import scheme_label
 from lab.bench.plan import CEILING, Options, Step
@@ -138,13 +139,17 @@ class Bench:
 
     # -- one load run ----------------------------------------------------------------------------
 
-    def run_wrk(self, args: list[str], timeout: float) -> tuple[int | None, str, list[str]]:
-        """Run the wrk image with args on the lab's network; (exit code, output, problems).
-        The container is removed whatever happens (also on Ctrl-C)."""
+    def run_wrk(
+        self, args: list[str], timeout: float, entrypoint: list[str] | None = None
+    ) -> tuple[int | None, str, list[str]]:
+        """Run the wrk image with args on the lab's network (wrk, or another entrypoint of the image:
+        the hold client); (exit code, output, problems). The container is removed whatever happens
+        (also on Ctrl-C)."""
         problems: list[str] = []
         container = self.client.containers.run(
             self.wrk_image,
             args,
+            entrypoint=entrypoint,
             detach=True,
             name=f"{self.project}-bench-wrk-{uuid.uuid4().hex[:8]}",
             network=self.network,
@@ -160,7 +165,7 @@ class Bench:
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
                 container.kill()
                 code = None
-                problems.append(f"wrk was killed: still running after {timeout:.0f}s")
+                problems.append(f"{(entrypoint or ['wrk'])[-1]} was killed: still running after {timeout:.0f}s")
             output = container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
         finally:
             with contextlib.suppress(docker.errors.DockerException):
@@ -195,6 +200,37 @@ class Bench:
         return results.run_record(
             step, url, started, threads, result, code, probe.cpu_delta_s(before, after), sampler.peak, problems
         )
+
+    def measure_hold(self, step: Step) -> dict[str, Any]:
+        """The many-connections test of one target (lab.bench.hold): a framework at its app container
+        (by its service name on the lab's network, not through nginx), the ceiling at nginx."""
+        hold = self.options.hold
+        assert hold is not None
+        if step.target == CEILING:
+            held = self.containers.get(self.lab.proxy.name)
+            url = holdlib.url(self.lab.proxy.name, plan.listen_ports(self.lab.proxy)[plan.HTTP], step.path)
+        else:
+            app = next(s for s in self.lab.stacks if s.name == plan.framework_of(step.target))
+            held = self.containers.get(app.name)
+            url = holdlib.url(app.name, app.port or 0, step.path)
+        args = holdlib.argv(url, step.concurrency, self.options.duration, hold.rate, hold.timeout)
+        local = self.site.local
+        idle = probe.memory_now(held, local) if held is not None else None
+        before, _ = probe.cpu_now({"held": held}, local)
+        started = documentlib.now()
+        sampler = probe.MemorySampler(held, 1.0, local)
+        with sampler:
+            code, output, problems = self.run_wrk(args, step.duration + HARD_MARGIN_S, entrypoint=holdlib.ENTRYPOINT)
+        sampler.sample()
+        after, _ = probe.cpu_now({"held": held}, local)
+        try:
+            result: holdlib.HoldResult | None = holdlib.parse(output)
+        except (ValueError, KeyError, TypeError) as exc:
+            result = None
+            problems.append(str(exc))
+        settings = hold.settings(self.options.duration)
+        cpu = probe.cpu_delta_s(before, after).get("held")
+        return holdlib.record(step, url, started, result, code, settings, (idle, sampler.peak), cpu, problems)
 
     # -- the whole bench ---------------------------------------------------------------------------
 
@@ -260,6 +296,7 @@ class Bench:
             ceiling=ceiling and bool(apps),
             baselines=baselines,
             tls=options.tls,
+            hold=options.hold,
         )
 
     def prepare_block(
@@ -302,8 +339,12 @@ class Bench:
         with RunProgress(self.console, steps, pause, self.options.repeat) as shown:
             for index, step in enumerate(steps):
                 shown.starting(index)
-                record = self.measure(step)
-                self.document["runs"].append(record)
+                if step.test == plan.HOLD:
+                    record = self.measure_hold(step)
+                    self.document.setdefault("holds", []).append(record)
+                else:
+                    record = self.measure(step)
+                    self.document["runs"].append(record)
                 if not record["ok"] and not step.warmup:
                     shown.print(
                         f"[yellow]lab: {scheme_label(step.target, step.scheme)} {step.test} c={step.concurrency}: "
