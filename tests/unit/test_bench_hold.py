@@ -113,7 +113,7 @@ def test_cli_checks_the_hold_options(args, message):
 class _KeepAlive(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keeps each connection open between requests
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         body = b"Hello, World!" if self.path == "/plaintext" else b"no"
         self.send_response(200 if self.path == "/plaintext" else 404)
         self.send_header("Content-Length", str(len(body)))
