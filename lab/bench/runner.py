@@ -255,7 +255,8 @@ class Bench:
                 block = self.site.start(block, named=bool(options.frameworks))
                 if index == 0:
                     tool = self.site.prepare_tool()
-                    self.wrk_image, self.base_image = tool.image, tool.base_image
+                    # By ID: a build of the same tag meanwhile (another checkout's bench) cannot swap it mid-bench.
+                    self.wrk_image, self.base_image = client.images.get(tool.image).id, tool.base_image
                     self.remove_leftovers(client)
                 self.containers = self.find_containers(client)
                 measured = self.prepare_block(client, block, server, planned, not_measured)
