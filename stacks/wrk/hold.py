@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import sys
 import time
 from urllib.parse import urlsplit
@@ -158,10 +159,14 @@ async def hold(args: argparse.Namespace) -> dict:
         if await conn.request(payload, args.timeout, latencies):
             counts["answered"] += 1
 
+    # The name is resolved once: 10,000 lookups through the executor's few threads (and the engine's
+    # DNS) would queue for longer than the timeout and count as connections that failed to open.
+    address = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0][4][0]
+
     async def open_one(index: int) -> None:
         await asyncio.sleep(max(0.0, start + index * args.ramp / args.connections - time.monotonic()))
         try:
-            _, conn = await asyncio.wait_for(loop.create_connection(Connection, host, port), args.timeout)
+            _, conn = await asyncio.wait_for(loop.create_connection(Connection, address, port), args.timeout)
         except (OSError, TimeoutError) as exc:
             reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
             failed[reason] = failed.get(reason, 0) + 1
@@ -214,6 +219,7 @@ async def hold(args: argparse.Namespace) -> dict:
         latencies,
         {
             "connections": args.connections,
+            "address": address,
             "opened": len(connections),
             "failed_open_reasons": failed,
             "open_after_ramp": open_after_ramp,
