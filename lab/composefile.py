@@ -31,7 +31,8 @@ HEADER = """\
 # Servers: LAB_<APP>_SERVER picks one of the [servers] in its stack.toml (e.g. LAB_<APP>_SERVER=<a server it declares>).
 # Limits per container, defaults from the stack's kind or its stack.toml [limits] table:
 #   LAB_<STACK>_MEMORY (e.g. LAB_NGINX_MEMORY=512m), LAB_<STACK>_CPUS (0: no cap),
-#   LAB_<STACK>_PIDS, LAB_<STACK>_TMP (size of /tmp); logs rotate at LAB_LOG_MAX_SIZE x LAB_LOG_MAX_FILE.
+#   LAB_<STACK>_PIDS, LAB_<STACK>_TMP (size of /tmp), LAB_<STACK>_NOFILE (open files of nginx, the apps
+#   and wrk; nginx's worker_connections is 512 fewer); logs rotate at LAB_LOG_MAX_SIZE x LAB_LOG_MAX_FILE.
 """
 ACME_MOUNT = "/run/lab-acme"  # the ACME folder in nginx's container (stacks/nginx/lua/lab_tls.lua)
 LOG_MAX_SIZE = "10m"
@@ -55,6 +56,14 @@ def _tmp(stack: Stack) -> list[str]:
     return [f"/tmp:size={_env(_var(stack, 'TMP'), stack.limits.tmp)},mode=1777"]
 
 
+def ulimits(stack: Stack) -> dict[str, Any]:
+    """Its open files (stacks.NOFILE), soft = hard: nginx, the apps and wrk hold one per connection."""
+    if not stack.limits.nofile:
+        return {}
+    nofile = _env(_var(stack, "NOFILE"), stack.limits.nofile)
+    return {"ulimits": {"nofile": {"soft": nofile, "hard": nofile}}}
+
+
 def _limits(stack: Stack) -> dict[str, Any]:
     """What one container may take (see stacks.DEFAULT_LIMITS), and log rotation: docker's
     json-file driver keeps every line forever unless told otherwise."""
@@ -62,6 +71,7 @@ def _limits(stack: Stack) -> dict[str, Any]:
         "mem_limit": _env(_var(stack, "MEMORY"), stack.limits.memory),
         "cpus": _env(_var(stack, "CPUS"), f"{stack.limits.cpus:g}"),
         "pids_limit": _env(_var(stack, "PIDS"), stack.limits.pids),
+        **ulimits(stack),
         "logging": {
             "driver": "json-file",
             "options": {

@@ -73,6 +73,13 @@ def _limits(stack: Stack) -> dict[str, Any]:
     return {"limits": limits}
 
 
+def _ulimits(stack: Stack) -> dict[str, Any]:
+    """Open files as in the compose file (stacks.NOFILE; docker stack deploy honours them from Docker 23)."""
+    if not stack.limits.nofile:
+        return {}
+    return {"ulimits": {"nofile": {"soft": stack.limits.nofile, "hard": stack.limits.nofile}}}
+
+
 def _tmp(stack: Stack, target: str = "/tmp") -> dict[str, Any]:
     size = stack.limits.tmp
     units = {"k": 2**10, "m": 2**20, "g": 2**30}
@@ -145,6 +152,7 @@ def render(
             "read_only": True,
             "volumes": [_tmp(app)],
             "cap_drop": ["ALL"],
+            **_ulimits(app),
             "stop_grace_period": "10s",
             "logging": _logging(),
             "deploy": {
@@ -173,6 +181,7 @@ def render(
         "networks": [WEB],
         "volumes": [_tmp(proxy)],
         "cap_drop": ["ALL"],
+        **_ulimits(proxy),
         "logging": _logging(),
         "deploy": {
             "mode": "global",

@@ -38,6 +38,14 @@ MEMORY = re.compile(r"^[1-9][0-9]*[kmg]$")  # what compose and `docker run --mem
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 
 
+# Open files of every container (soft = hard; compose `ulimits`, LAB_<STACK>_NOFILE): the bench's
+# many-connections test (lab.bench.hold, up to lab.bench.wrk.MAX_CONNECTIONS), wrk and the apps hold one
+# descriptor per connection; nginx derives worker_rlimit_nofile and worker_connections from it
+# (stacks/nginx/entrypoint.sh). No container may have more than the engine's own hard limit: 20000 is
+# what dockerd here runs with (Debian's docker.service gives it more: raise LAB_<STACK>_NOFILE there).
+NOFILE = 20000
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one container may take. cpus = 0 means no CPU cap (a share of every core); tmp is the
@@ -47,6 +55,7 @@ class Limits:
     cpus: float
     pids: int
     tmp: str = "64m"
+    nofile: int = NOFILE  # open files (soft = hard)
 
 
 # The one place the defaults live; a stack's [limits] table and the compose variables

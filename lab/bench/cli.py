@@ -24,7 +24,8 @@ from lab import settings as settingslib
 from lab import stacks as stacklib
 from lab.bench import compare as comparelib
 from lab.bench import format as fmt
-from lab.bench import plan, report, results, tables
+from lab.bench import hold as holdlib
+from lab.bench import plan, report, results, tables, wrk
 from lab.bench.plan import CEILING, Options
 from lab.bench.runner import Bench, Interrupted, Outcome
 from lab.bench.site import HostSite, LocalSite
@@ -62,9 +63,17 @@ def run(
         list[str] | None,
         typer.Argument(help="Frameworks and baselines (bare apps, `lab stacks`); all of them when none are named."),
     ] = None,
-    tests: Annotated[str, typer.Option(help=f"Comma-separated tests: {', '.join(plan.TESTS)}.")] = ",".join(plan.TESTS),
+    tests: Annotated[
+        str,
+        typer.Option(
+            help=f"Comma-separated tests: {', '.join(plan.TESTS)}, and {plan.HOLD} (many held connections, "
+            "opt-in: see --connections)."
+        ),
+    ] = ",".join(plan.TESTS),
     duration: Annotated[int, typer.Option(help="Seconds per load run (1-120).")] = 10,
-    concurrency: Annotated[str, typer.Option(help="Comma-separated connection counts (1-1024 each).")] = "16,64,256",
+    concurrency: Annotated[
+        str, typer.Option(help=f"Comma-separated connection counts (1-{wrk.MAX_CONNECTIONS} each).")
+    ] = "16,64,256",
     repeat: Annotated[
         int, typer.Option(help="Runs per cell (1-10), frameworks interleaved; >1 gives a noise band.")
     ] = 1,
@@ -86,6 +95,16 @@ def run(
             "beside its plain HTTP run: the report's “TLS cost” table.",
         ),
     ] = False,
+    connections: Annotated[
+        int,
+        typer.Option(
+            help=f"--tests {plan.HOLD}: keep-alive connections held at each framework's app container (and by "
+            f"nginx alone) for --duration seconds (1-{wrk.MAX_CONNECTIONS})."
+        ),
+    ] = holdlib.DEFAULT_CONNECTIONS,
+    rate: Annotated[
+        float, typer.Option(help=f"--tests {plan.HOLD}: the trickle, requests/s over all held connections.")
+    ] = holdlib.DEFAULT_RATE,
     servers: Annotated[
         str | None,
         typer.Option(
@@ -107,10 +126,17 @@ def run(
     A warm-up, then wrk per framework, test and concurrency. Only frameworks that pass `lab verify`
     (without the database-stop check) are measured. Ctrl-C stops and keeps what was measured.
     With --host/--vm: the frameworks deployed on that host, with wrk on the host (see docs/bench.md)."""
+    chosen = plan.parse_tests(tests)
+    load_tests = [t for t in chosen if t != plan.HOLD]
+    hold = None
+    if plan.HOLD in chosen:
+        hold = plan.Hold(
+            int(plan.check("concurrency", connections, "connections")), _positive("rate", rate), float(timeout)
+        )
     options = Options(
         frameworks=frameworks or [],
-        tests=plan.parse_tests(tests),
-        concurrency=plan.parse_concurrency(concurrency),
+        tests=load_tests,
+        concurrency=plan.parse_concurrency(concurrency) if load_tests else [],
         duration=plan.check("duration", duration),
         warmup=plan.check("warmup", plan.default_warmup(duration) if warmup is None else warmup),
         repeat=int(plan.check("repeat", repeat)),
@@ -121,6 +147,7 @@ def run(
         restart=restart,
         tls=tls,
         servers=list(dict.fromkeys(s.lower() for s in plan.parse_list(servers, "servers"))) if servers else [],
+        hold=hold,
         out=out_dir,
         command="lab bench " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]),
     )
@@ -153,6 +180,17 @@ def _print_outcome(outcome: Outcome) -> None:
     document = outcome.document
     for level in document["settings"]["concurrency"]:
         _print_grid(document, level)
+    if document.get("holds"):
+        hold = document["settings"]["hold"]
+        table = Table(
+            title=f"{hold['connections']:,} held connections, {hold['hold_s']:g} s, {hold['rate']:g} requests/s in all",
+            title_justify="left",
+        )
+        for index, name in enumerate(holdlib.HEADER):
+            table.add_column(name, justify="left" if index < 2 else "right")
+        for row in holdlib.rows(document):
+            table.add_row(*(f"[red]{c}[/]" if fmt.WARN in c else c for c in row))
+        out.print(table)
     if plan.HTTPS in results.schemes(document):
         table = Table(title="TLS cost: HTTPS beside plain HTTP", title_justify="left")
         for index, name in enumerate(tables.TLS_HEADER):

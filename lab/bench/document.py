@@ -109,6 +109,7 @@ def header(
             "restart": options.restart,
             "servers": list(options.servers),
             "tls": options.tls,
+            **({"hold": options.hold.settings(options.duration)} if options.hold else {}),
             "cpu_counters": place["cpu_counters"],
             "frameworks": [f["name"] for f in frameworks],
         },
@@ -124,6 +125,7 @@ def header(
         "planned_runs": planned,
         "runs": [],
         "cells": [],
+        **({"holds": []} if options.hold else {}),
     }
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.bench import hold as holdlib
+from lab.bench.wrk import MAX_CONNECTIONS
 from lab.errors import Exit, LabError
 from lab.stacks import Stack
 
@@ -24,13 +26,20 @@ PATHS = {
     "fortunes": "/fortunes",
     "updates": "/updates?queries={queries}",
 }
+HOLD = "hold"  # the many-connections test (lab.bench.hold): not a wrk load, opt-in with --tests hold
 CEILING = "ceiling"  # the target name of nginx answering by itself
 CEILING_PATHS = {"plaintext": "/_lab/plaintext", "json": "/_lab/json"}
 # The tests a baseline (stacks.py, kind "baseline": a bare app with no framework) answers; the others skip it.
 BARE_TESTS = ("plaintext", "json")
 NO_CEILING_NOTE = "no nginx ceiling for {tests}: nginx cannot answer them alone (they need the database)"
 RUN_OVERHEAD_S = 1.0  # starting and removing the wrk container, reading CPU counters
-LIMITS = {"duration": (1, 120), "warmup": (0, 60), "concurrency": (1, 1024), "repeat": (1, 10), "queries": (1, 500)}
+LIMITS = {
+    "duration": (1, 120),
+    "warmup": (0, 60),
+    "concurrency": (1, MAX_CONNECTIONS),
+    "repeat": (1, 10),
+    "queries": (1, 500),
+}
 HTTP, HTTPS = "http", "https"
 SCHEMES = (HTTP, HTTPS)
 
@@ -110,9 +119,11 @@ def parse_list(text: str, what: str) -> list[str]:
 
 def parse_tests(text: str) -> list[str]:
     tests = list(dict.fromkeys(t.lower() for t in parse_list(text, "tests")))
-    unknown = [t for t in tests if t not in TESTS]
+    unknown = [t for t in tests if t not in (*TESTS, HOLD)]
     if unknown:
-        raise LabError(f"unknown test(s) {', '.join(unknown)}", Exit.USAGE, hint=f"valid tests: {', '.join(TESTS)}")
+        raise LabError(
+            f"unknown test(s) {', '.join(unknown)}", Exit.USAGE, hint=f"valid tests: {', '.join((*TESTS, HOLD))}"
+        )
     return tests
 
 
@@ -125,10 +136,11 @@ def parse_concurrency(text: str) -> list[int]:
     return list(dict.fromkeys(values))
 
 
-def check(name: str, value: float) -> float:
+def check(name: str, value: float, option: str | None = None) -> float:
+    """value within LIMITS[name] (option: the flag named in the message, default --name)."""
     low, high = LIMITS[name]
     if not low <= value <= high:
-        raise LabError(f"--{name} {value:g} is outside {low}-{high}", Exit.USAGE)
+        raise LabError(f"--{option or name} {value:g} is outside {low}-{high}", Exit.USAGE)
     return value
 
 
@@ -161,6 +173,7 @@ def steps(
     ceiling: bool = True,
     baselines: Sequence[str] = (),
     tls: bool = False,
+    hold: Hold | None = None,
 ) -> list[Step]:
     """Every load run in order: per repetition and test, a warm-up per target at the highest
     concurrency (first repetition only), then each concurrency with every target in turn. The
@@ -188,11 +201,33 @@ def steps(
                     Step(t, test, level, repetition, duration, path(t, test, queries), bare=t in bare, scheme=s)
                     for t, s in order
                 ]
+        if hold is not None:  # the frameworks at their app containers, then nginx by itself; plain HTTP
+            held = rotate([*frameworks, *([CEILING] if ceiling else [])], repetition - 1)
+            seconds = holdlib.planned_s(hold.connections, duration, hold.timeout)
+            plan += [Step(t, HOLD, hold.connections, repetition, seconds, path(t, "plaintext", queries)) for t in held]
     return plan
 
 
 def estimate_s(plan: Sequence[Step], pause: float) -> float:
     return sum(step.duration + RUN_OVERHEAD_S + pause for step in plan)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The many-connections test: connections held for the bench's --duration, a trickle of rate requests/s."""
+
+    connections: int
+    rate: float
+    timeout: float
+
+    def settings(self, hold_s: float) -> dict[str, float | int]:
+        return {
+            "connections": self.connections,
+            "hold_s": hold_s,
+            "ramp_s": holdlib.ramp_s(self.connections),
+            "rate": self.rate,
+            "timeout_s": self.timeout,
+        }
 
 
 @dataclass
@@ -212,5 +247,6 @@ class Options:
     restart: bool = False
     tls: bool = False  # every target over HTTPS too, beside plain HTTP
     servers: list[str] = field(default_factory=list)  # empty: each framework's default server
+    hold: Hold | None = None  # --tests hold: the many-connections test
     out: Path | None = None
     command: str = "lab bench"

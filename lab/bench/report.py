@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lab.bench import charts, tables
+from lab.bench import charts, hold, tables
 from lab.bench.format import escape, percent, rps
 from lab.bench.plan import BARE_TESTS, CEILING, HTTPS
 from lab.bench.results import entries, levels, schemes, targets, tests
@@ -37,6 +37,15 @@ def has_overhead(document: dict[str, Any]) -> bool:
     )
 
 
+def hold_title(document: dict[str, Any]) -> str:
+    """The many-connections table's title, from settings.hold."""
+    h = document["settings"]["hold"]
+    return (
+        f"Many connections: {h['connections']:,} keep-alive connections held {h['hold_s']:g} s "
+        f"(opened over {h['ramp_s']:g} s, {h['rate']:g} requests/s in all)"
+    )
+
+
 def markdown(document: dict[str, Any]) -> str:
     lines = [f"# framework-lab bench, {document['started'][:16].replace('T', ' ')} UTC", ""]
     for line in status_lines(document):
@@ -44,7 +53,7 @@ def markdown(document: dict[str, Any]) -> str:
     if lines[-1] == ">":
         lines[-1] = ""
     lines += [f"- **{name}**: {value}" for name, value in facts_lines(document)]
-    if any(f["measured"] for f in document["frameworks"]):
+    if any(f["measured"] for f in document["frameworks"]) and levels(document):
         lines += ["", "## Choose: each framework at its best", ""]
         lines += tables.markdown(*tables.choose_rows(document))
         lines += ["", tables.CHOOSE_NOTE]
@@ -78,6 +87,10 @@ def markdown(document: dict[str, Any]) -> str:
         lines += tables.markdown(*latency_grid(document, level))
         lines += ["", f"### CPU time per 1,000 requests, {level} connections (ms: app + nginx + PostgreSQL)", ""]
         lines += tables.markdown(*cpu_grid(document, level))
+    if document.get("holds"):
+        lines += ["", f"## {hold_title(document)}", ""]
+        lines += tables.markdown(hold.HEADER, hold.rows(document), "ll" + "r" * (len(hold.HEADER) - 2))
+        lines += ["", hold.NOTE]
     lines += ["", "## Frameworks", ""]
     lines += tables.markdown(FRAMEWORK_HEADER, tables.framework_rows(document), "lllllrrrl")
     lines += ["", FRAMEWORK_NOTE]
@@ -160,7 +173,7 @@ def html_page(document: dict[str, Any]) -> str:
     body.append('<div class="charts">' + "".join(f'<div class="chart">{c}</div>' for c in latency if c) + "</div>")
 
     body.append("<h2>Tables</h2>")
-    if any(f["measured"] for f in document["frameworks"]):
+    if any(f["measured"] for f in document["frameworks"]) and levels(document):
         body.append("<h3>Choose: each framework at its best</h3>")
         body.append(tables.html_table(*tables.choose_rows(document)))
         body.append(f'<p class="muted">{escape(tables.CHOOSE_NOTE)}</p>')
@@ -188,6 +201,10 @@ def html_page(document: dict[str, Any]) -> str:
         body.append(tables.html_table(*latency_grid(document, level)))
         body.append(f"<h3>CPU time per 1,000 requests, {level} connections (ms: app + nginx + PostgreSQL)</h3>")
         body.append(tables.html_table(*cpu_grid(document, level)))
+    if document.get("holds"):
+        body.append(f"<h2>{escape(hold_title(document))}</h2>")
+        body.append(tables.html_table(hold.HEADER, hold.rows(document)))
+        body.append(f'<p class="muted">{escape(hold.NOTE)}</p>')
     body.append("<h2>Frameworks</h2>")
     body.append(tables.html_table(FRAMEWORK_HEADER, tables.framework_rows(document)))
     body.append(f'<p class="muted">{escape(FRAMEWORK_NOTE)}</p>')

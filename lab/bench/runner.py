@@ -20,12 +20,14 @@ from typing import Any
 
 import docker
 import docker.errors
+import docker.types
 import requests.exceptions
 from rich.console import Console
 
 from lab import engine, rollout
 from lab import stacks as stacklib
 from lab.bench import document as documentlib
+from lab.bench import hold as holdlib
 from lab.bench import machine, plan, probe, report, results, wrk
 from lab.bench.format import scheme_label
 from lab.bench.plan import CEILING, Options, Step
@@ -137,13 +139,17 @@ class Bench:
 
     # -- one load run ----------------------------------------------------------------------------
 
-    def run_wrk(self, args: list[str], timeout: float) -> tuple[int | None, str, list[str]]:
-        """Run the wrk image with args on the lab's network; (exit code, output, problems).
-        The container is removed whatever happens (also on Ctrl-C)."""
+    def run_wrk(
+        self, args: list[str], timeout: float, entrypoint: list[str] | None = None
+    ) -> tuple[int | None, str, list[str]]:
+        """Run the wrk image with args on the lab's network (wrk, or another entrypoint of the image:
+        the hold client); (exit code, output, problems). The container is removed whatever happens
+        (also on Ctrl-C)."""
         problems: list[str] = []
         container = self.client.containers.run(
             self.wrk_image,
             args,
+            entrypoint=entrypoint,
             detach=True,
             name=f"{self.project}-bench-wrk-{uuid.uuid4().hex[:8]}",
             network=self.network,
@@ -151,6 +157,7 @@ class Bench:
             read_only=True,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
+            ulimits=tool_ulimits(stacklib.one(self.lab.stacks, "tool")),
         )
         try:
             try:
@@ -158,7 +165,7 @@ class Bench:
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
                 container.kill()
                 code = None
-                problems.append(f"wrk was killed: still running after {timeout:.0f}s")
+                problems.append(f"{(entrypoint or ['wrk'])[-1]} was killed: still running after {timeout:.0f}s")
             output = container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
         finally:
             with contextlib.suppress(docker.errors.DockerException):
@@ -194,6 +201,37 @@ class Bench:
             step, url, started, threads, result, code, probe.cpu_delta_s(before, after), sampler.peak, problems
         )
 
+    def measure_hold(self, step: Step) -> dict[str, Any]:
+        """The many-connections test of one target (lab.bench.hold): a framework at its app container
+        (by its service name on the lab's network, not through nginx), the ceiling at nginx."""
+        hold = self.options.hold
+        assert hold is not None
+        if step.target == CEILING:
+            held = self.containers.get(self.lab.proxy.name)
+            url = holdlib.url(self.lab.proxy.name, plan.listen_ports(self.lab.proxy)[plan.HTTP], step.path)
+        else:
+            app = next(s for s in self.lab.stacks if s.name == plan.framework_of(step.target))
+            held = self.containers.get(app.name)
+            url = holdlib.url(app.name, app.port or 0, step.path)
+        args = holdlib.argv(url, step.concurrency, self.options.duration, hold.rate, hold.timeout)
+        local = self.site.local
+        idle = probe.memory_now(held, local) if held is not None else None
+        before, _ = probe.cpu_now({"held": held}, local)
+        started = documentlib.now()
+        sampler = probe.MemorySampler(held, 1.0, local)
+        with sampler:
+            code, output, problems = self.run_wrk(args, step.duration + HARD_MARGIN_S, entrypoint=holdlib.ENTRYPOINT)
+        sampler.sample()
+        after, _ = probe.cpu_now({"held": held}, local)
+        try:
+            result: holdlib.HoldResult | None = holdlib.parse(output)
+        except (ValueError, KeyError, TypeError) as exc:
+            result = None
+            problems.append(str(exc))
+        settings = hold.settings(self.options.duration)
+        cpu = probe.cpu_delta_s(before, after).get("held")
+        return holdlib.record(step, url, started, result, code, settings, (idle, sampler.peak), cpu, problems)
+
     # -- the whole bench ---------------------------------------------------------------------------
 
     def run(self) -> Outcome:
@@ -217,7 +255,8 @@ class Bench:
                 block = self.site.start(block, named=bool(options.frameworks))
                 if index == 0:
                     tool = self.site.prepare_tool()
-                    self.wrk_image, self.base_image = tool.image, tool.base_image
+                    # By ID: a build of the same tag meanwhile (another checkout's bench) cannot swap it mid-bench.
+                    self.wrk_image, self.base_image = client.images.get(tool.image).id, tool.base_image
                     self.remove_leftovers(client)
                 self.containers = self.find_containers(client)
                 measured = self.prepare_block(client, block, server, planned, not_measured)
@@ -258,6 +297,7 @@ class Bench:
             ceiling=ceiling and bool(apps),
             baselines=baselines,
             tls=options.tls,
+            hold=options.hold,
         )
 
     def prepare_block(
@@ -300,8 +340,12 @@ class Bench:
         with RunProgress(self.console, steps, pause, self.options.repeat) as shown:
             for index, step in enumerate(steps):
                 shown.starting(index)
-                record = self.measure(step)
-                self.document["runs"].append(record)
+                if step.test == plan.HOLD:
+                    record = self.measure_hold(step)
+                    self.document.setdefault("holds", []).append(record)
+                else:
+                    record = self.measure(step)
+                    self.document["runs"].append(record)
                 if not record["ok"] and not step.warmup:
                     shown.print(
                         f"[yellow]lab: {scheme_label(step.target, step.scheme)} {step.test} c={step.concurrency}: "
@@ -380,6 +424,12 @@ class Bench:
 
     def save(self) -> None:
         results.save(self.document, self.folder / "results.json")
+
+
+def tool_ulimits(tool: Stack) -> list[docker.types.Ulimit]:
+    """The load container's open files: its stack's (lab.stacks.NOFILE), as the compose file gives it."""
+    nofile = tool.limits.nofile
+    return [docker.types.Ulimit(name="nofile", soft=nofile, hard=nofile)] if nofile else []
 
 
 def _lab_version() -> str:

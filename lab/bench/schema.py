@@ -83,6 +83,47 @@ CELL = _obj(
     optional=("scheme",),
 )
 
+# The many-connections test (`--tests hold`, lab.bench.hold): one entry per target and repetition.
+HOLD_OUTCOMES = _obj({k: _INT for k in ("held", "failed_open", "closed", "reset", "unanswered", "error")})
+HOLD = _obj(
+    {
+        "target": _STR,
+        "kind": TARGET_KIND,
+        "repetition": {"type": "integer", "minimum": 1},
+        "url": _STR,
+        "started": _STR,
+        "connections": {"type": "integer", "minimum": 1},
+        "hold_s": _NUM,
+        "rate": _NUM,
+        "timeout_s": _NUM,
+        "opened": _OPT_INT,
+        "outcomes": _nullable(HOLD_OUTCOMES),
+        "failed_open_reasons": {"type": "object", "additionalProperties": _INT},
+        "open_after_ramp": _OPT_INT,
+        "open_before_sweep": _OPT_INT,
+        "requests": _OPT_INT,
+        "answered": _OPT_INT,
+        "latency_us": _nullable(_obj({k: _OPT_NUM for k in ("p50", "p90", "p99", "max")})),
+        "ramp_s": _OPT_NUM,
+        "elapsed_s": _OPT_NUM,
+        "memory_idle_bytes": _OPT_INT,
+        "memory_peak_bytes": _OPT_INT,
+        "cpu_s": _OPT_NUM,
+        "exit": {"type": ["integer", "null"]},
+        "ok": _BOOL,
+        "problems": _STRS,
+    }
+)
+HOLD_SETTINGS = _obj(
+    {
+        "connections": {"type": "integer", "minimum": 1},
+        "hold_s": _NUM,
+        "ramp_s": _NUM,
+        "rate": _NUM,
+        "timeout_s": _NUM,
+    }
+)
+
 FRAMEWORK = _obj(
     {
         "name": _STR,
@@ -164,8 +205,14 @@ SCHEMA: dict[str, Any] = {
                     "host": _OPT_STR,
                     "servers": _STRS,  # `--servers`: one block per server, frameworks as FRAMEWORK@SERVER
                     "tls": _BOOL,  # `--tls`: every target over HTTPS too
+                    "hold": HOLD_SETTINGS,  # `--tests hold`: the many-connections test
                 },
-                optional=("host", "servers", "tls"),  # added after schema 1 was first written: older files lack them
+                optional=(
+                    "host",
+                    "servers",
+                    "tls",
+                    "hold",
+                ),  # added after schema 1 was first written: older files lack them
             ),
             "versions": {"type": "object", "additionalProperties": _STR},
             "frameworks": {"type": "array", "items": FRAMEWORK},
@@ -174,8 +221,9 @@ SCHEMA: dict[str, Any] = {
             "planned_runs": _INT,
             "runs": {"type": "array", "items": RUN},
             "cells": {"type": "array", "items": CELL},
+            "holds": {"type": "array", "items": HOLD},  # `--tests hold` only
         },
-        optional=("baselines",),  # added after schema 1 was first written: older files lack it
+        optional=("baselines", "holds"),  # added after schema 1 was first written: older files lack it
     ),
 }
 

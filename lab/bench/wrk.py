@@ -15,7 +15,10 @@ SCRIPT = "/usr/local/share/wrk/report.lua"
 ERROR_KINDS = ("connect", "read", "write", "timeout", "status")  # status: responses with a status above 399
 PERCENTILES = {"50": "p50", "75": "p75", "90": "p90", "99": "p99", "99.9": "p99.9"}
 MAX_DURATION = 120  # seconds: a load run is always bounded
-MAX_CONNECTIONS = 1024
+# Connections of one load run (wrk's --connections, the hold test's --connections) at most: within the
+# open files (lab.stacks.NOFILE, one per connection) of wrk, the hold client, the apps and each nginx
+# worker (tests/unit keeps it so).
+MAX_CONNECTIONS = 16384
 
 
 class WrkOutputError(ValueError):

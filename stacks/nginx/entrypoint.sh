@@ -4,6 +4,13 @@
 # without a reload. nginx reloads only if its rendered configuration itself changed.
 set -uo pipefail
 
+# Open files: whatever the container may have (compose `ulimits`: lab.stacks.NOFILE), per worker, all
+# but 512 for connections (client and upstream ones; the rest: logs, listeners). nginx runs
+# unprivileged: it can raise its soft limit up to the hard one, not beyond.
+nofile=$(ulimit -Hn)
+[ "$nofile" = unlimited ] && nofile=1048576
+printf 'worker_rlimit_nofile %d;\n' "$nofile" >/etc/nginx/lab/limits.conf
+printf 'worker_connections %d;\n' "$((nofile - 512))" >/etc/nginx/lab/events.conf
 render-upstreams
 nginx -t -q || exit 1
 # The ACME bundle as it is before nginx reads it (init_by_lua): a file renamed into place after this

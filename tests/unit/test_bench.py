@@ -126,10 +126,17 @@ def test_wrk_argv_is_bounded_and_whole_seconds():
         wrk.SCRIPT,
         "http://nginx:8080/a/json",
     ]
-    for bad in ({"duration": 121}, {"duration": 2.5}, {"concurrency": 0}, {"concurrency": 5000}, {"timeout": 0.5}):
+    for bad in (
+        {"duration": 121},
+        {"duration": 2.5},
+        {"concurrency": 0},
+        {"concurrency": wrk.MAX_CONNECTIONS + 1},
+        {"timeout": 0.5},
+    ):
         args = {"url": "http://x/", "concurrency": 16, "duration": 2, "threads": 1, "timeout": 5, **bad}
         with pytest.raises(ValueError):
             wrk.argv(**args)
+    assert wrk.argv("http://x/", 10_000, 2, 2, 5)[3] == "10000"  # the many-connections figure fits
     assert wrk.threads_for(1, 8) == 1 and wrk.threads_for(256, 2) == 2
 
 
@@ -143,7 +150,8 @@ def test_the_lua_script_prints_the_marker_the_parser_reads(root):
     assert wrk.MARKER.strip() in script and "function done(summary, latency, requests)" in script
     dockerfile = (root / "stacks" / "wrk" / "Dockerfile").read_text()
     assert "FROM ${BASE_IMAGE}" in dockerfile and "install" in dockerfile and " wrk" in dockerfile
-    assert wrk.SCRIPT in dockerfile
+    assert "COPY report.lua hold.py /usr/local/share/wrk/" in dockerfile  # wrk.SCRIPT and lab.bench.hold.SCRIPT
+    assert wrk.SCRIPT == "/usr/local/share/wrk/report.lua"
 
 
 # -- statistics ----------------------------------------------------------------------------------------
@@ -657,7 +665,7 @@ def _mounted() -> typer.Typer:
     [
         (["bench", "--tests", "json,nope"], "unknown test(s) nope"),
         (["bench", "alpha", "--duration", "999"], "--duration 999 is outside 1-120"),
-        (["bench", "--concurrency", "16,0"], "--concurrency 0 is outside 1-1024"),
+        (["bench", "--concurrency", "16,0"], "--concurrency 0 is outside 1-16384"),
         (["bench", "run", "--repeat", "0"], "--repeat 0 is outside 1-10"),
         (["bench", "compare", "/nonexistent/a.json", "/nonexistent/b.json"], "no such file"),
     ],
