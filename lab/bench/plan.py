@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.bench.cpuset import Cpuset
 from lab.errors import Exit, LabError
 from lab.stacks import Stack
 
@@ -212,5 +213,6 @@ class Options:
     restart: bool = False
     tls: bool = False  # every target over HTTPS too, beside plain HTTP
     servers: list[str] = field(default_factory=list)  # empty: each framework's default server
+    cpuset: Cpuset | None = None  # `--cpuset`: wrk and the servers on separate CPUs
     out: Path | None = None
     command: str = "lab bench"

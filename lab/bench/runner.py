@@ -25,6 +25,7 @@ from rich.console import Console
 
 from lab import engine, rollout
 from lab import stacks as stacklib
+from lab.bench import cpuset as cpusetlib
 from lab.bench import document as documentlib
 from lab.bench import machine, plan, probe, report, results, wrk
 from lab.bench.format import scheme_label
@@ -76,6 +77,7 @@ class Bench:
         self.wrk_image = ""
         self.base_image = ""
         self.counters = ""  # where CPU time is read: "cgroup" files or "engine stats"
+        self.pinning: cpusetlib.Pinning | None = None  # `--cpuset`
 
     # -- preparing -----------------------------------------------------------------------------
 
@@ -141,10 +143,12 @@ class Bench:
         """Run the wrk image with args on the lab's network; (exit code, output, problems).
         The container is removed whatever happens (also on Ctrl-C)."""
         problems: list[str] = []
+        load_cpus = self.options.cpuset.text("load") if self.options.cpuset else None
         container = self.client.containers.run(
             self.wrk_image,
             args,
             detach=True,
+            cpuset_cpus=load_cpus,
             name=f"{self.project}-bench-wrk-{uuid.uuid4().hex[:8]}",
             network=self.network,
             labels={LABEL: self.project},
@@ -153,6 +157,9 @@ class Bench:
             security_opt=["no-new-privileges:true"],
         )
         try:
+            if self.pinning is not None and "wrk" not in self.pinning.pinned:  # read back once, as the servers'
+                container.reload()
+                self.pinning.pinned["wrk"] = container.attrs["HostConfig"].get("CpusetCpus") or ""
             try:
                 code: int | None = int(container.wait(timeout=timeout).get("StatusCode", -1))
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
@@ -176,6 +183,8 @@ class Bench:
         # measures the TLS work, not trust, and it reaches the one nginx on this network by name.
         url = plan.url(step, self.lab.proxy.name, plan.listen_ports(self.lab.proxy))
         cpus = self.document["machine"]["docker"]["cpus"] or 1
+        if self.options.cpuset:  # wrk's threads: the CPUs it may run on
+            cpus = len(self.options.cpuset.load)
         threads = self.options.threads or wrk.threads_for(step.concurrency, cpus)
         args = wrk.argv(url, step.concurrency, step.duration, threads, self.options.timeout)
         local = self.site.local
@@ -211,6 +220,10 @@ class Bench:
         )
         not_measured: list[str] = []
         started = False
+        if options.cpuset is not None:  # checked before anything starts, so nothing is left half made
+            cpus = int(client.info().get("NCPU") or 1)
+            cpusetlib.check(options.cpuset, range(cpus), self.site.where)
+            self.pinning = cpusetlib.Pinning(options.cpuset, cpus, self.site.docker)
         try:
             for index, (server, block) in enumerate(blocks):
                 self.lab.servers = {a.name: server for a in block} if server else {}
@@ -220,6 +233,8 @@ class Bench:
                     self.wrk_image, self.base_image = tool.image, tool.base_image
                     self.remove_leftovers(client)
                 self.containers = self.find_containers(client)
+                if self.pinning is not None:  # every server the lab runs, before it is verified and measured
+                    self.pinning.pin(self.containers.values())
                 measured = self.prepare_block(client, block, server, planned, not_measured)
                 started = True
                 steps = self._steps(measured, server, index == 0)
@@ -233,10 +248,13 @@ class Bench:
                 )
                 self.load_runs(steps)
         except KeyboardInterrupt:
+            self.unpin()
             if not started:
                 raise
             self.finish(complete=False, interrupted=True)
             raise Interrupted(Outcome(self.folder, self.document, True, not_measured)) from None
+        finally:
+            self.unpin()  # also when it fails: the servers get their CPUs back
         self.finish(complete=True)
         if not any(f["measured"] for f in results.entries(self.document)):
             raise LabError("no framework passed verification: nothing measured", Exit.FAILED, hint="see `lab verify`")
@@ -373,12 +391,22 @@ class Bench:
             baselines=baselines,
         )
 
+    def unpin(self) -> None:
+        """`--cpuset`: give the servers their CPUs back (once), and say so in the document."""
+        if self.pinning is None:
+            return
+        for problem in self.pinning.restore():
+            self.console.print(f"[red]lab: could not restore a server's CPUs, run:[/] {problem}")
+        if self.document:
+            self.save()  # the record says whether they were
+
     def finish(self, complete: bool, interrupted: bool = False) -> None:
         documentlib.finish(self.document, complete, interrupted)
         self.save()
         report.write(self.document, self.folder)
 
     def save(self) -> None:
+        self.document["machine"]["cpuset"] = self.pinning.record() if self.pinning else None
         results.save(self.document, self.folder / "results.json")
 
 

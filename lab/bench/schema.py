@@ -142,7 +142,21 @@ SCHEMA: dict[str, Any] = {
                         }
                     ),
                     "compose": _STR,
-                }
+                    # `--cpuset`: the CPUs of wrk and of the servers, each container's cpuset read back
+                    # after pinning (wrk's too), and whether the servers were put back (null until then)
+                    "cpuset": {
+                        "type": ["object", "null"],
+                        "properties": {
+                            "load": _STR,
+                            "servers": _STR,
+                            "pinned": {"type": "object", "additionalProperties": _STR},
+                            "restored": {"type": ["boolean", "null"]},
+                        },
+                        "required": ["load", "servers", "pinned", "restored"],
+                        "additionalProperties": False,
+                    },
+                },
+                optional=("cpuset",),  # added after schema 1 was first written: older files lack it
             ),
             "settings": _obj(
                 {

@@ -61,6 +61,7 @@ def facts_lines(document: dict[str, Any]) -> list[tuple[str, str]]:
             f"Docker {d['version']} (cgroup v{d['cgroup_version']}, {d['storage_driver']}), Python {m['python']} "
             f"— {where}",
         ),
+        ("CPUs", pinning_text(m.get("cpuset"))),
         ("Commit", commit),
         (
             "Load",
@@ -76,6 +77,18 @@ def facts_lines(document: dict[str, Any]) -> list[tuple[str, str]]:
         ("Started", f"{document['started']} — finished {document['finished'] or 'not yet'}"),
         ("Command", document["command"]),
     ]
+
+
+def pinning_text(cpuset: dict[str, Any] | None) -> str:
+    """How wrk and the servers shared the CPUs (`--cpuset`; older files: not pinned)."""
+    if not cpuset:
+        return "not pinned: wrk and the servers shared every CPU"
+    servers = sorted(k for k in cpuset["pinned"] if k != "wrk")
+    restored = {True: "restored afterwards", False: f"{WARN} not all restored", None: "not restored yet"}
+    return (
+        f"pinned (--cpuset): wrk on CPU {cpuset['load']}, the servers ({', '.join(servers) or 'none'}) on CPU "
+        f"{cpuset['servers']}; {restored[cpuset['restored']]}"
+    )
 
 
 def markdown(header: list[str], rows: list[list[str]], align: str = "") -> list[str]:
