@@ -27,7 +27,7 @@ from lab import engine, rollout
 from lab import stacks as stacklib
 from lab.bench import cpuset as cpusetlib
 from lab.bench import document as documentlib
-from lab.bench import machine, plan, probe, report, results, wrk
+from lab.bench import footprint, machine, plan, probe, report, results, wrk
 from lab.bench.format import scheme_label
 from lab.bench.plan import CEILING, Options, Step
 from lab.bench.progress import RunProgress
@@ -78,6 +78,7 @@ class Bench:
         self.base_image = ""
         self.counters = ""  # where CPU time is read: "cgroup" files or "engine stats"
         self.pinning: cpusetlib.Pinning | None = None  # `--cpuset`
+        self.base_distributions: dict[str, list[str]] | None = None  # the base image's, read once
 
     # -- preparing -----------------------------------------------------------------------------
 
@@ -247,6 +248,7 @@ class Bench:
                     "(Ctrl-C stops and keeps what was measured)"
                 )
                 self.load_runs(steps)
+                self.read_workers(measured, server)
         except KeyboardInterrupt:
             self.unpin()
             if not started:
@@ -348,19 +350,62 @@ class Bench:
             if container is not None and app in measured:
                 idle = probe.memory_now(container, self.site.local)
             python = probe.exec_text(container, ["python3", "-c", "import platform; print(platform.python_version())"])
-            frameworks.append(
-                documentlib.framework(
-                    app,
-                    verdicts[app.name],
-                    app in measured,
-                    python if container is not None else "",
-                    probe.image_info(client, app.image),
-                    startup[app.name],
-                    idle,
-                    server,
-                )
+            entry = documentlib.framework(
+                app,
+                verdicts[app.name],
+                app in measured,
+                python if container is not None else "",
+                probe.image_info(client, app.image),
+                startup[app.name],
+                idle,
+                server,
             )
+            entry["code"] = footprint.code_lines(app.path)
+            entry["dependencies"] = self.dependencies(container)
+            frameworks.append(entry)
         return frameworks
+
+    def dependencies(self, container: Any) -> dict[str, Any] | None:
+        """The distributions the app's image installs beyond the base image's (footprint.dependencies)."""
+        if container is None:
+            return None
+        if self.base_distributions is None:
+            self.base_distributions = self.read_base_distributions()
+        installed = footprint.parse_distributions(
+            probe.exec_text(container, ["python3", "-c", footprint.DISTRIBUTIONS_SCRIPT])
+        )
+        if installed is None or self.base_distributions is None:
+            return None
+        return footprint.dependencies(installed, self.base_distributions)
+
+    def read_base_distributions(self) -> dict[str, list[str]] | None:
+        """The Python base image's own distributions (pip; stacks/python, which every app image is built
+        FROM), in a short-lived container of it on this machine's engine (where it is built), with no network."""
+        try:
+            output = engine.client().containers.run(
+                stacklib.one(self.lab.stacks, "base").image,
+                ["python3", "-c", footprint.DISTRIBUTIONS_SCRIPT],
+                remove=True,
+                network_mode="none",
+                labels={LABEL: self.project},
+            )
+        except docker.errors.DockerException:
+            return None
+        return footprint.parse_distributions(output.decode("utf-8", errors="replace"))
+
+    def read_workers(self, apps: list[Stack], server: str | None) -> None:
+        """After the block's runs, each app's workers and their mean PSS (footprint.worker_memory),
+        read from /proc in its container."""
+        named = {e["name"]: e for e in results.entries(self.document)}
+        for app in apps:
+            entry, container = named.get(plan.variant(app.name, server)), self.containers.get(app.name)
+            if entry is None or container is None:
+                continue
+            processes = footprint.parse_processes(
+                probe.exec_text(container, ["python3", "-c", footprint.PROCESSES_SCRIPT])
+            )
+            entry["memory"].update(footprint.worker_memory(processes) if processes else {})
+        self.save()
 
     def header(
         self,
