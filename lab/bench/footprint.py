@@ -41,10 +41,10 @@ HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.semaphore_tracke
 
 
 def workers(processes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The server's workers: the children of the container's main process (PID 1: gunicorn's,
-    uWSGI's or Granian's master, uvicorn's or Tornado's supervisor) but multiprocessing's helpers,
-    or PID 1 itself when it has none (a server of one process). Processes exec'd into the container
-    (this probe, the health check) have no parent inside it, so they are never counted."""
+    """The server's workers: the children of the container's main process (PID 1: a pre-forking
+    server's master, or the supervisor of a server that spawns its workers) but multiprocessing's
+    helpers, or PID 1 itself when it has none (a server of one process). Processes exec'd into the
+    container (this probe, the health check) have no parent inside it, so they are never counted."""
     children = [p for p in processes if p["ppid"] == 1 and not any(h in p["cmd"] for h in HELPERS)]
     return children or [p for p in processes if p["pid"] == 1]
 
@@ -97,7 +97,7 @@ print(json.dumps(found))
 
 
 def normalise(name: str) -> str:
-    """PEP 503: Flask-SQLAlchemy, flask_sqlalchemy and flask.sqlalchemy are one distribution."""
+    """PEP 503: Some-Name, some_name and some.name are one distribution."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
