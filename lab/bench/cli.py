@@ -23,6 +23,7 @@ from lab import entry
 from lab import settings as settingslib
 from lab import stacks as stacklib
 from lab.bench import compare as comparelib
+from lab.bench import cpuset as cpusetlib
 from lab.bench import format as fmt
 from lab.bench import hold as holdlib
 from lab.bench import plan, report, results, tables, wrk
@@ -112,6 +113,14 @@ def run(
             "and measured under it, server by server; rows are FRAMEWORK@SERVER. Default: each one's own default."
         ),
     ] = None,
+    cpuset: Annotated[
+        str | None,
+        typer.Option(
+            help="Pin wrk and the servers to separate CPUs for the bench: load=CPUS,servers=CPUS (docker's cpuset "
+            "syntax, e.g. load=1,servers=0). The servers (every running container of the lab: apps, nginx, "
+            "PostgreSQL) are pinned with `docker update` and put back afterwards; recorded in the results."
+        ),
+    ] = None,
     out_dir: Annotated[
         Path | None,
         typer.Option("--out", help="Folder for results.json and the reports (default bench-results/<time>)."),
@@ -148,6 +157,7 @@ def run(
         tls=tls,
         servers=list(dict.fromkeys(s.lower() for s in plan.parse_list(servers, "servers"))) if servers else [],
         hold=hold,
+        cpuset=cpusetlib.parse(cpuset) if cpuset is not None else None,
         out=out_dir,
         command="lab bench " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]),
     )

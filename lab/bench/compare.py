@@ -107,6 +107,9 @@ def context(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
         )
         if va != vb:
             notes.append(f"{framework}: {va} → {vb}")
+    pin_a, pin_b = pinning(a), pinning(b)
+    if pin_a != pin_b:
+        notes.append(f"⚠ pinned differently (--cpuset): {pin_a} → {pin_b}; the figures are not comparable")
     for key in sorted(set(a["versions"]) | set(b["versions"])):
         va, vb = a["versions"].get(key, "—"), b["versions"].get(key, "—")
         if va != vb:
@@ -114,3 +117,9 @@ def context(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     if a["settings"]["repeat"] < 2 or b["settings"]["repeat"] < 2:
         notes.append("single runs have no noise band: repeat with --repeat 3 or more to judge changes")
     return notes
+
+
+def pinning(document: dict[str, Any]) -> str:
+    """The CPUs of wrk and of the servers (`--cpuset`), or "not pinned" (older files too)."""
+    cpuset = document["machine"].get("cpuset")
+    return f"load {cpuset['load']}, servers {cpuset['servers']}" if cpuset else "not pinned"

@@ -105,7 +105,8 @@ def header(
             "queries": options.queries,
             "timeout_s": options.timeout,
             "pause_s": options.pause,
-            "threads": options.threads or (machine["docker"]["cpus"] or 1),
+            "threads": options.threads
+            or (len(options.cpuset.load) if options.cpuset else (machine["docker"]["cpus"] or 1)),
             "restart": options.restart,
             "servers": list(options.servers),
             "tls": options.tls,

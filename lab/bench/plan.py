@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.bench import hold as holdlib
+from lab.bench.cpuset import Cpuset
 from lab.bench.wrk import MAX_CONNECTIONS
 from lab.errors import Exit, LabError
 from lab.stacks import Stack
@@ -248,5 +249,6 @@ class Options:
     tls: bool = False  # every target over HTTPS too, beside plain HTTP
     servers: list[str] = field(default_factory=list)  # empty: each framework's default server
     hold: Hold | None = None  # --tests hold: the many-connections test
+    cpuset: Cpuset | None = None  # `--cpuset`: wrk and the servers on separate CPUs
     out: Path | None = None
     command: str = "lab bench"

@@ -26,9 +26,10 @@ from rich.console import Console
 
 from lab import engine, rollout
 from lab import stacks as stacklib
+from lab.bench import cpuset as cpusetlib
 from lab.bench import document as documentlib
+from lab.bench import footprint, machine, plan, probe, report, results, wrk
 from lab.bench import hold as holdlib
-from lab.bench import machine, plan, probe, report, results, wrk
 from lab.bench.format import scheme_label
 from lab.bench.plan import CEILING, Options, Step
 from lab.bench.progress import RunProgress
@@ -78,6 +79,8 @@ class Bench:
         self.wrk_image = ""
         self.base_image = ""
         self.counters = ""  # where CPU time is read: "cgroup" files or "engine stats"
+        self.pinning: cpusetlib.Pinning | None = None  # `--cpuset`
+        self.base_distributions: dict[str, list[str]] | None = None  # the base image's, read once
 
     # -- preparing -----------------------------------------------------------------------------
 
@@ -146,11 +149,13 @@ class Bench:
         the hold client); (exit code, output, problems). The container is removed whatever happens
         (also on Ctrl-C)."""
         problems: list[str] = []
+        load_cpus = self.options.cpuset.text("load") if self.options.cpuset else None
         container = self.client.containers.run(
             self.wrk_image,
             args,
             entrypoint=entrypoint,
             detach=True,
+            cpuset_cpus=load_cpus,
             name=f"{self.project}-bench-wrk-{uuid.uuid4().hex[:8]}",
             network=self.network,
             labels={LABEL: self.project},
@@ -160,6 +165,9 @@ class Bench:
             ulimits=tool_ulimits(stacklib.one(self.lab.stacks, "tool")),
         )
         try:
+            if self.pinning is not None and "wrk" not in self.pinning.pinned:  # read back once, as the servers'
+                container.reload()
+                self.pinning.pinned["wrk"] = container.attrs["HostConfig"].get("CpusetCpus") or ""
             try:
                 code: int | None = int(container.wait(timeout=timeout).get("StatusCode", -1))
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
@@ -183,6 +191,8 @@ class Bench:
         # measures the TLS work, not trust, and it reaches the one nginx on this network by name.
         url = plan.url(step, self.lab.proxy.name, plan.listen_ports(self.lab.proxy))
         cpus = self.document["machine"]["docker"]["cpus"] or 1
+        if self.options.cpuset:  # wrk's threads: the CPUs it may run on
+            cpus = len(self.options.cpuset.load)
         threads = self.options.threads or wrk.threads_for(step.concurrency, cpus)
         args = wrk.argv(url, step.concurrency, step.duration, threads, self.options.timeout)
         local = self.site.local
@@ -249,6 +259,10 @@ class Bench:
         )
         not_measured: list[str] = []
         started = False
+        if options.cpuset is not None:  # checked before anything starts, so nothing is left half made
+            cpus = int(client.info().get("NCPU") or 1)
+            cpusetlib.check(options.cpuset, range(cpus), self.site.where)
+            self.pinning = cpusetlib.Pinning(options.cpuset, cpus, self.site.docker)
         try:
             for index, (server, block) in enumerate(blocks):
                 self.lab.servers = {a.name: server for a in block} if server else {}
@@ -259,6 +273,8 @@ class Bench:
                     self.wrk_image, self.base_image = client.images.get(tool.image).id, tool.base_image
                     self.remove_leftovers(client)
                 self.containers = self.find_containers(client)
+                if self.pinning is not None:  # every server the lab runs, before it is verified and measured
+                    self.pinning.pin(self.containers.values())
                 measured = self.prepare_block(client, block, server, planned, not_measured)
                 started = True
                 steps = self._steps(measured, server, index == 0)
@@ -271,11 +287,15 @@ class Bench:
                     "(Ctrl-C stops and keeps what was measured)"
                 )
                 self.load_runs(steps)
+                self.read_workers(measured, server)
         except KeyboardInterrupt:
+            self.unpin()
             if not started:
                 raise
             self.finish(complete=False, interrupted=True)
             raise Interrupted(Outcome(self.folder, self.document, True, not_measured)) from None
+        finally:
+            self.unpin()  # also when it fails: the servers get their CPUs back
         self.finish(complete=True)
         if not any(f["measured"] for f in results.entries(self.document)):
             raise LabError("no framework passed verification: nothing measured", Exit.FAILED, hint="see `lab verify`")
@@ -374,19 +394,62 @@ class Bench:
             if container is not None and app in measured:
                 idle = probe.memory_now(container, self.site.local)
             python = probe.exec_text(container, ["python3", "-c", "import platform; print(platform.python_version())"])
-            frameworks.append(
-                documentlib.framework(
-                    app,
-                    verdicts[app.name],
-                    app in measured,
-                    python if container is not None else "",
-                    probe.image_info(client, app.image),
-                    startup[app.name],
-                    idle,
-                    server,
-                )
+            entry = documentlib.framework(
+                app,
+                verdicts[app.name],
+                app in measured,
+                python if container is not None else "",
+                probe.image_info(client, app.image),
+                startup[app.name],
+                idle,
+                server,
             )
+            entry["code"] = footprint.code_lines(app.path)
+            entry["dependencies"] = self.dependencies(container)
+            frameworks.append(entry)
         return frameworks
+
+    def dependencies(self, container: Any) -> dict[str, Any] | None:
+        """The distributions the app's image installs beyond the base image's (footprint.dependencies)."""
+        if container is None:
+            return None
+        if self.base_distributions is None:
+            self.base_distributions = self.read_base_distributions()
+        installed = footprint.parse_distributions(
+            probe.exec_text(container, ["python3", "-c", footprint.DISTRIBUTIONS_SCRIPT])
+        )
+        if installed is None or self.base_distributions is None:
+            return None
+        return footprint.dependencies(installed, self.base_distributions)
+
+    def read_base_distributions(self) -> dict[str, list[str]] | None:
+        """The Python base image's own distributions (pip; stacks/python, which every app image is built
+        FROM), in a short-lived container of it on this machine's engine (where it is built), with no network."""
+        try:
+            output = engine.client().containers.run(
+                stacklib.one(self.lab.stacks, "base").image,
+                ["python3", "-c", footprint.DISTRIBUTIONS_SCRIPT],
+                remove=True,
+                network_mode="none",
+                labels={LABEL: self.project},
+            )
+        except docker.errors.DockerException:
+            return None
+        return footprint.parse_distributions(output.decode("utf-8", errors="replace"))
+
+    def read_workers(self, apps: list[Stack], server: str | None) -> None:
+        """After the block's runs, each app's workers and their mean PSS (footprint.worker_memory),
+        read from /proc in its container."""
+        named = {e["name"]: e for e in results.entries(self.document)}
+        for app in apps:
+            entry, container = named.get(plan.variant(app.name, server)), self.containers.get(app.name)
+            if entry is None or container is None:
+                continue
+            processes = footprint.parse_processes(
+                probe.exec_text(container, ["python3", "-c", footprint.PROCESSES_SCRIPT])
+            )
+            entry["memory"].update(footprint.worker_memory(processes) if processes else {})
+        self.save()
 
     def header(
         self,
@@ -417,12 +480,22 @@ class Bench:
             baselines=baselines,
         )
 
+    def unpin(self) -> None:
+        """`--cpuset`: give the servers their CPUs back (once), and say so in the document."""
+        if self.pinning is None:
+            return
+        for problem in self.pinning.restore():
+            self.console.print(f"[red]lab: could not restore a server's CPUs, run:[/] {problem}")
+        if self.document:
+            self.save()  # the record says whether they were
+
     def finish(self, complete: bool, interrupted: bool = False) -> None:
         documentlib.finish(self.document, complete, interrupted)
         self.save()
         report.write(self.document, self.folder)
 
     def save(self) -> None:
+        self.document["machine"]["cpuset"] = self.pinning.record() if self.pinning else None
         results.save(self.document, self.folder / "results.json")
 
 

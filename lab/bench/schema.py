@@ -140,13 +140,20 @@ FRAMEWORK = _obj(
         "image": _obj({"name": _STR, "id": _OPT_STR, "size_bytes": _OPT_INT}),
         "startup_s": _OPT_NUM,
         "startup_note": _STR,
-        "memory": _obj({"idle_bytes": _OPT_INT, "loaded_bytes": _OPT_INT}),
+        # workers and per_worker_bytes (their mean PSS after the runs): added later, older files lack them
+        "memory": _obj(
+            {"idle_bytes": _OPT_INT, "loaded_bytes": _OPT_INT, "workers": _OPT_INT, "per_worker_bytes": _OPT_INT},
+            optional=("workers", "per_worker_bytes"),
+        ),
+        # lines of the stack's app/ folder, and the distributions its image adds to the base image's
+        "code": _obj({"python_lines": _INT, "template_lines": _INT, "files": _INT}),
+        "dependencies": _nullable(_obj({"direct": _INT, "total": _INT, "direct_names": _STRS})),
         # With `--servers`, name is FRAMEWORK@SERVER (a variant) and these say which.
         "framework": _STR,
         "server_name": _STR,
         "interface": _STR,  # the server's: wsgi, asgi or own; pairs a framework with its baseline
     },
-    optional=("framework", "server_name", "interface"),
+    optional=("framework", "server_name", "interface", "code", "dependencies"),
 )
 
 SCHEMA: dict[str, Any] = {
@@ -183,7 +190,21 @@ SCHEMA: dict[str, Any] = {
                         }
                     ),
                     "compose": _STR,
-                }
+                    # `--cpuset`: the CPUs of wrk and of the servers, each container's cpuset read back
+                    # after pinning (wrk's too), and whether the servers were put back (null until then)
+                    "cpuset": {
+                        "type": ["object", "null"],
+                        "properties": {
+                            "load": _STR,
+                            "servers": _STR,
+                            "pinned": {"type": "object", "additionalProperties": _STR},
+                            "restored": {"type": ["boolean", "null"]},
+                        },
+                        "required": ["load", "servers", "pinned", "restored"],
+                        "additionalProperties": False,
+                    },
+                },
+                optional=("cpuset",),  # added after schema 1 was first written: older files lack it
             ),
             "settings": _obj(
                 {

@@ -61,6 +61,7 @@ def facts_lines(document: dict[str, Any]) -> list[tuple[str, str]]:
             f"Docker {d['version']} (cgroup v{d['cgroup_version']}, {d['storage_driver']}), Python {m['python']} "
             f"— {where}",
         ),
+        ("CPUs", pinning_text(m.get("cpuset"))),
         ("Commit", commit),
         (
             "Load",
@@ -76,6 +77,18 @@ def facts_lines(document: dict[str, Any]) -> list[tuple[str, str]]:
         ("Started", f"{document['started']} — finished {document['finished'] or 'not yet'}"),
         ("Command", document["command"]),
     ]
+
+
+def pinning_text(cpuset: dict[str, Any] | None) -> str:
+    """How wrk and the servers shared the CPUs (`--cpuset`; older files: not pinned)."""
+    if not cpuset:
+        return "not pinned: wrk and the servers shared every CPU"
+    servers = sorted(k for k in cpuset["pinned"] if k != "wrk")
+    restored = {True: "restored afterwards", False: f"{WARN} not all restored", None: "not restored yet"}
+    return (
+        f"pinned (--cpuset): wrk on CPU {cpuset['load']}, the servers ({', '.join(servers) or 'none'}) on CPU "
+        f"{cpuset['servers']}; {restored[cpuset['restored']]}"
+    )
 
 
 def markdown(header: list[str], rows: list[list[str]], align: str = "") -> list[str]:
@@ -211,7 +224,8 @@ SERVER_MATRIX_NOTE = (
 def choose_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The "choose" summary: per framework, its best measured server (the highest median requests/s
     summed over the tests at the highest concurrency), that variant's requests/s per test, requests
-    per second of app CPU, p99 of the first test, peak memory, image size and start time."""
+    per second per core (of app CPU), p99 of the first test, memory per worker, image size, start
+    time, lines of app code and dependencies."""
     level = max(document["settings"]["concurrency"])
     wanted = tests(document)
     cells = cell_index(document)
@@ -238,20 +252,44 @@ def choose_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         row.append(rps(1e6 / app_ms) if app_ms else "—")  # 1,000 requests per app_ms ms of CPU
         p99 = ((first or {}).get("latency_us") or {}).get("p99")
         row.append("—" if p99 is None else f"{p99 / 1000:.1f} ms")
-        row.append(mib(best["memory"]["loaded_bytes"]))
+        row.append(worker_cell(best["memory"]))
         row.append(size(best["image"]["size_bytes"]))
         row.append(f"{best['startup_s']:.1f} s" if best["startup_s"] is not None else "—")
+        row.append(code_cell(best.get("code")))
+        row.append(dependencies_cell(best.get("dependencies")))
         rows.append(row)
     first_test = wanted[0] if wanted else ""
     header = ["framework", "best server", *(f"{t} req/s" for t in wanted)]
-    header += [f"{first_test} req/s per app CPU s", f"{first_test} p99", "memory loaded", "image", "start → healthy"]
+    header += [f"{first_test} req/s per core", f"{first_test} p99", "memory per worker", "image", "start → healthy"]
+    header += ["app code (lines)", "dependencies"]
     return header, rows
+
+
+def worker_cell(memory: dict[str, Any]) -> str:
+    """Mean PSS of a worker and how many there were: "31 MiB × 2" ("—" in files without it)."""
+    if memory.get("per_worker_bytes") is None:
+        return "—"
+    return f"{mib(memory['per_worker_bytes'])} × {memory['workers']}"
+
+
+def code_cell(code: dict[str, Any] | None) -> str:
+    if not code:
+        return "—"
+    return f"{code['python_lines']} py + {code['template_lines']} tpl"
+
+
+def dependencies_cell(found: dict[str, Any] | None) -> str:
+    return "—" if not found else f"{found['direct']} direct, {found['total']} total"
 
 
 CHOOSE_NOTE = (
     "Best server: the measured server with the most requests/s over all tests at the highest concurrency. "
-    "Requests per app CPU second: 1,000 over the app container's CPU milliseconds per 1,000 requests (every "
-    "worker, all cores), so it does not depend on how many cores the app got."
+    "Requests/s per core: 1,000 over the app container's CPU milliseconds per 1,000 requests (every worker, all "
+    "cores: what one fully busy core serves), so it does not depend on how many cores the app got. Memory per "
+    "worker: the mean PSS (private pages plus a fair share of the shared ones) of the server's worker processes, "
+    "read from /proc in the app's container after its runs, × how many workers. App code: non-blank, "
+    "non-comment lines (docstrings left out) of the stack's app/ folder, Python and templates. Dependencies: the "
+    "distributions its image installs beyond the base image's pip; direct ones are those no other requires."
 )
 
 
