@@ -1,6 +1,7 @@
-"""Servers as variants on the real engine: each server of one WSGI and one ASGI framework is started
-with `lab up --server`, shown by `lab ps`, and passes `lab verify`; bad server names change nothing.
-LAB_TEST_ALL_SERVERS=1 runs every server of every framework (long: opt-in)."""
+"""Servers as variants on the real engine: each server of one WSGI and one ASGI framework, and of one that
+serves both, is started with `lab up --server`, shown by `lab ps`, and passes `lab verify`; bad server
+names change nothing. LAB_TEST_SERVERS=django,falcon runs every server of the frameworks it names instead,
+LAB_TEST_ALL_SERVERS=1 every server of every framework (long: opt-in)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ PORT = 18096
 ENV = lab_env(LAB_PROJECT=PROJECT, LAB_PORT=str(PORT))
 STACKS = stacklib.discover(ROOT / "stacks")
 APPS = {a.name: a for a in stacklib.apps(STACKS)}
-# One framework per interface by default: every WSGI server, and every ASGI one.
+# By default one framework per interface (every WSGI server, and every ASGI one), and one that serves both.
 QUICK = [next(a for a in APPS.values() if a.server_named().interface == kind).name for kind in ("wsgi", "asgi")]
-CHOSEN = list(APPS) if os.environ.get("LAB_TEST_ALL_SERVERS") == "1" else QUICK
+QUICK += [next(a.name for a in APPS.values() if {s.interface for s in a.servers} == {"wsgi", "asgi"})]
+NAMED = [name for name in os.environ.get("LAB_TEST_SERVERS", "").split(",") if name]
+CHOSEN = list(APPS) if os.environ.get("LAB_TEST_ALL_SERVERS") == "1" else NAMED or QUICK
+assert set(CHOSEN) <= set(APPS), f"LAB_TEST_SERVERS: no framework {sorted(set(CHOSEN) - set(APPS))}"
 VARIANTS = [(app, server) for app in CHOSEN for server in APPS[app].server_names]
 
 
@@ -55,12 +59,13 @@ def test_each_variant_starts_shows_and_passes_verify(lab, app, server):
 
 
 def test_bad_server_names_are_refused_and_change_nothing(lab):
-    app = QUICK[0]
+    app = CHOSEN[0]
+    other = next(name for name in APPS if name != app)
     before = {c.name: c.id for c in lab.containers.list(filters={"label": f"com.docker.compose.project={PROJECT}"})}
     for args, message in (
         (["--server", "nope"], "--server nope: no framework started declares it"),
         (["--server", f"{app}=nope"], f"{app} has no server 'nope'"),
-        (["--server", f"{QUICK[1]}=gunicorn"], f"'{QUICK[1]}' is not among the frameworks started"),
+        (["--server", f"{other}=gunicorn"], f"'{other}' is not among the frameworks started"),
     ):
         result = run_lab("up", app, *args, env=ENV)
         assert result.returncode == 2, result.stderr
@@ -71,7 +76,7 @@ def test_bad_server_names_are_refused_and_change_nothing(lab):
 
 def test_the_image_refuses_a_server_its_manifest_lacks(lab):
     """lab-serve (the image's CMD) with an unknown LAB_SERVER exits 2 naming the servers there are."""
-    app = APPS[QUICK[0]]
+    app = APPS[CHOSEN[0]]
     # The image this project runs (by ID: another checkout on the machine may retag :latest).
     labels = [f"com.docker.compose.project={PROJECT}", f"com.docker.compose.service={app.name}"]
     (running,) = lab.containers.list(filters={"label": labels})

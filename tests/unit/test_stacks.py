@@ -281,17 +281,25 @@ def test_choose_servers_by_name_and_per_framework():
 
 
 # The servers issue 15 asks for, by the interface the app speaks (tests may name servers; lab/ may not).
-WANTED = {"wsgi": {"gunicorn", "gunicorn-sync", "uwsgi", "granian"}, "asgi": {"uvicorn", "granian"}}
+WANTED = {"wsgi": {"gunicorn", "gunicorn-sync", "uwsgi", "granian"}, "asgi": {"gunicorn-uvicorn", "uvicorn", "granian"}}
+# An app that speaks both (Django, Falcon) keeps `granian` for its WSGI interface and names the ASGI one so.
+BOTH = {"granian": "granian-asgi"}
 
 
 def test_every_declared_variant_is_well_formed():
     """Each real app: its servers' packages pinned (discover checks), each command a program its image
-    installs, the WSGI ones told the prefix, and the servers the lab compares all there."""
+    installs, the WSGI ones told the prefix, and the servers the lab compares all there, for each
+    interface it speaks (both, WSGI and ASGI, for a framework that serves either)."""
+    both = 0
     for app in stacklib.apps(stacklib.discover(ROOT / "stacks")):
         interfaces = {s.interface for s in app.servers}
-        assert len(interfaces) == 1, f"{app.name}: one interface per app ({interfaces})"
-        (interface,) = interfaces
-        assert WANTED.get(interface, set()) <= set(app.server_names), app.name
+        assert interfaces in ({"wsgi"}, {"asgi"}, {"own"}, {"wsgi", "asgi"}), f"{app.name}: {interfaces}"
+        both += interfaces == {"wsgi", "asgi"}
+        for interface in interfaces:
+            wanted = WANTED.get(interface, set())
+            if interface == "asgi" and "wsgi" in interfaces:
+                wanted = {BOTH.get(name, name) for name in wanted}
+            assert wanted <= {s.name for s in app.servers if s.interface == interface}, (app.name, interface)
         assert app.server in app.server_names
         for server in app.servers:
             program = server.command[0]
@@ -299,6 +307,7 @@ def test_every_declared_variant_is_well_formed():
             assert program == "python" or app.version_of(server.package), (app.name, server.name)
             if server.interface == "wsgi" and program != "gunicorn":  # gunicorn reads SCRIPT_NAME (its conf)
                 assert any("${LAB_PREFIX}" in arg for arg in server.command), (app.name, server.name)
-            if server.interface == "asgi":  # routes live under the prefix: no root_path for the server
+            if server.interface == "asgi":  # the app takes the prefix (routes under it, or FORCE_SCRIPT_NAME)
                 assert not any("LAB_PREFIX" in arg for arg in server.command), (app.name, server.name)
         assert (app.path / "Dockerfile").read_text().rstrip().endswith('CMD ["lab-serve"]'), app.name
+    assert both >= 2, "Django and Falcon serve WSGI and ASGI both"

@@ -27,6 +27,11 @@ INSTALLED_APPS = ["bench"]
 MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
 ROOT_URLCONF = "labsite.urls"
 WSGI_APPLICATION = "labsite.wsgi.application"
+# The URL prefix (/django): nginx passes the full path on. WSGI servers also say it as SCRIPT_NAME (the
+# same value); ASGI servers leave root_path empty (uvicorn's --root-path is for a proxy that strips the
+# prefix: it would prepend it once more), so Django takes it from here, strips it from the path and
+# reverse() and {% url %} put it back.
+FORCE_SCRIPT_NAME = os.environ.get("LAB_PREFIX") or None
 
 TEMPLATES = [
     {
