@@ -265,11 +265,16 @@ def verify(
     ] = None,
     swarm: Annotated[
         bool,
-        typer.Option("--swarm", help="The servers are a swarm (implied by several); the first holds the database."),
+        typer.Option(
+            "--swarm",
+            help="The servers are a swarm (implied by several); the first holds the database (or the one an "
+            "inventory's swarm_database_node names).",
+        ),
     ] = False,
 ) -> None:
     """Check every framework against the contract through nginx, and the hosts with testinfra
-    (this machine's lab, or a deployed host with --host / --vm; a swarm: through each node's nginx)."""
+    (this machine's lab, or a deployed host with --host / --vm; a swarm: through each node's nginx, its servers
+    named by --host/--vm repeated or --inventory)."""
     lab = _lab()
     apps = stacklib.select(lab.stacks, frameworks or [])
     targets = target_lib.resolve_many(lab.settings.state_dir, host, key, vm, required=False, inventory=inventory)
@@ -317,7 +322,7 @@ def _verify_swarm(lab: Lab, targets: list[Target], apps: list[stacklib.Stack]) -
         raise LabError("--swarm: name its servers with --vm or --host", Exit.USAGE)
     user = ansible.deploy_user(lab.settings.root)
     nodes = [remote.login(lab.settings.state_dir, t, user, console) for t in targets]
-    db = swarm_lib.database(lab.settings, nodes[0], lab.database.name)
+    db = swarm_lib.database(lab.settings, swarm_lib.database_node(nodes), lab.database.name)
     results = []
     for node in nodes:
         with console.status(f"verifying {node.inventory_name} …"):

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lab import cli
-from lab.deploy import ansible, inventory, target
+from lab.deploy import ansible, inventory, swarm, target
 from lab.errors import Exit, LabError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,3 +194,14 @@ def test_the_commands_take_the_option(tmp_path, args, message):
     assert isinstance(result.exception, LabError), result.output
     assert message in result.exception.message
     assert result.exception.code == Exit.USAGE
+
+
+def test_verify_reads_the_database_on_the_node_the_inventory_names(tmp_path):
+    """The swarm role pins PostgreSQL to swarm_database_node (read on the manager); lab verify reads it there."""
+    text = "[lab]\nm ansible_user=root\nw1 ansible_user=root\nw2 ansible_user=root\n"
+    servers = target.from_inventory(write(tmp_path, "default.ini", text))
+    assert swarm.database_node(servers).name == "m"  # the role's default: the manager
+    servers = target.from_inventory(write(tmp_path, "w2.ini", text + "[lab:vars]\nswarm_database_node=w2\n"))
+    assert swarm.database_node(servers).name == "w2"
+    servers = target.from_inventory(write(tmp_path, "else.ini", text + "[lab:vars]\nswarm_database_node=other\n"))
+    assert swarm.database_node(servers).name == "m"  # not one of the servers: the manager, as before
