@@ -50,7 +50,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, soft_wrap=True)  # messages are never wrapped mid-line
-out = Console()
+out = Console(soft_wrap=True)  # results a script may read: one line each, never wrapped; tables keep their layout
 app.add_typer(machines_cli.app, name="vm")
 app.add_typer(bench_cli.app, name="bench")
 app.command(name="backup")(backup_cli.backup)
@@ -286,8 +286,7 @@ def verify(
         raise LabError("--ca goes with a host deployed with --domain (it checks the domain's certificate)", Exit.USAGE)
     started = time.monotonic()
     if swarm or len(targets) > 1:
-        results = _verify_swarm(lab, targets, apps)
-        infra_code = 0
+        results, infra_code = _verify_swarm(lab, targets, apps, infra, quiet=as_json)
     elif target is None:
         client = engine.client()
         results = local_verify.contract_results(lab, client, apps, restart_db=not keep_database, console=console)
@@ -314,10 +313,13 @@ def verify(
         raise typer.Exit(Exit.FAILED)
 
 
-def _verify_swarm(lab: Lab, targets: list[Target], apps: list[stacklib.Stack]) -> list[contract.Result]:
-    """The contract through every node's nginx (each serves every framework), the database read on the first.
-    Its stop-and-start check is left out (the swarm would start a new task, not the same container), and so
-    is testinfra (tests/infra checks one compose host)."""
+def _verify_swarm(
+    lab: Lab, targets: list[Target], apps: list[stacklib.Stack], infra: bool, quiet: bool
+) -> tuple[list[contract.Result], int]:
+    """The contract through every node's nginx (each serves every framework), the database read on the first,
+    and testinfra on every node (the tasks it runs; the firewall letting the swarm's ports in from the other
+    nodes only). The database's stop-and-start check is left out: the swarm would start a new task, not the
+    same container. Returns the contract's results and testinfra's exit code (the first failing node's)."""
     if not targets:
         raise LabError("--swarm: name its servers with --vm or --host", Exit.USAGE)
     user = ansible.deploy_user(lab.settings.root)
@@ -329,8 +331,16 @@ def _verify_swarm(lab: Lab, targets: list[Target], apps: list[stacklib.Stack]) -
             names, bare = [a.name for a in apps], [a.name for a in apps if a.bare]
             found = contract.verify(node.url, names, db, restart_db=False, bare=bare)
         results += [dataclasses.replace(r, framework=f"{r.framework}@{node.inventory_name}") for r in found]
-    console.print("[dim]lab verify: a swarm: the database restart check and testinfra are not run[/]")
-    return results
+    console.print("[dim]lab verify: a swarm: the database restart check is not run[/]")
+    if not infra:
+        return results, 0
+    peers = swarm_lib.node_addresses(lab.settings, nodes)
+    codes = []
+    for i, node in enumerate(nodes):
+        role = "manager" if i == 0 else "worker"
+        console.print(f"[dim]testinfra on {node.inventory_name} ({role}) …[/]")
+        codes.append(remote_verify.infra(lab, node, [a.name for a in apps], quiet=quiet, swarm=(role, peers)))
+    return results, next((code for code in codes if code), 0)
 
 
 def _target(lab: Lab, host: str | None, key: Path | None, vm: str | None, required: bool = True) -> Target | None:

@@ -84,11 +84,13 @@ def infra_tests(
     deployed: bool = False,
     project: str | None = None,
     tls_key: Path | None = None,
+    swarm: tuple[str, Sequence[str]] | None = None,
 ) -> list[str]:
     """pytest-testinfra over tests/infra, against the Docker host `hosts` (local://, ssh://…).
     `published` is where nginx should publish (address, HTTP port, HTTPS port) and `project` the
     compose project (the settings' locally; a deployed host's own otherwise); `tls_key` nginx's key
-    there (the local one by default), which no image may hold either."""
+    there (the local one by default), which no image may hold either. `swarm`: the host is a swarm
+    node, its role (manager, worker) and every node's swarm address."""
     bind, port, https_port = published or (settings.bind, settings.port, settings.https_port)
     lab = ["--lab-project", project or settings.project, "--lab-bind", bind, "--lab-port", str(port)]
     lab += ["--lab-https-port", str(https_port), "--lab-tls-key", str(tls_key or settings.tls_dir / "server.key")]
@@ -97,6 +99,8 @@ def infra_tests(
         lab += ["--lab-ca-bundle", str(ca_bundle)]
     if deployed:
         lab.append("--lab-deployed")
+    if swarm:
+        lab += ["--lab-swarm", swarm[0], "--lab-swarm-peers", ",".join(swarm[1])]
     return [
         python,
         "-m",

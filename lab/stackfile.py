@@ -29,7 +29,7 @@ import yaml
 
 from lab import stacks as stacklib
 from lab import tls
-from lab.constants import PROJECT, SECRETS_GID
+from lab.constants import DEPLOY_HTTPS_PORT, DEPLOY_PORT, PROJECT, SECRETS_GID
 from lab.stacks import Stack
 
 HEADER = """\
@@ -165,8 +165,9 @@ def render(
             "LAB_LISTEN_HTTPS_PORT": str(proxy.https_port),
         },
         "ports": [
-            {"target": proxy.port, "published": 80, "protocol": "tcp", "mode": "host"},
-            {"target": proxy.https_port, "published": 443, "protocol": "tcp", "mode": "host"},
+            # HTTP first: the swarm role waits for the routes on it (swarm_http_port).
+            {"target": proxy.port, "published": DEPLOY_PORT, "protocol": "tcp", "mode": "host"},
+            {"target": proxy.https_port, "published": DEPLOY_HTTPS_PORT, "protocol": "tcp", "mode": "host"},
         ],
         "secrets": _secrets(list(tls.SECRETS), uid=NGINX_UID, gid="0", mode=0o400),
         "networks": [WEB],

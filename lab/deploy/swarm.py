@@ -153,20 +153,21 @@ def service_name(framework: str, project: str = PROJECT) -> str:
     return f"{project}_{framework}"
 
 
-def scale_command(replicas: Mapping[str, int], project: str = PROJECT) -> str:
+# The commands below run as root on the manager (or a node) through remote.on_host, which adds `sudo -n`.
+
+
+def scale_command(replicas: Mapping[str, int], project: str = PROJECT) -> list[str]:
     """`docker service scale` of each framework, waiting until the swarm has the tasks running."""
     pairs = [f"{service_name(name, project)}={count}" for name, count in sorted(replicas.items())]
-    return shlex.join(["sudo", "docker", "service", "scale", *pairs])
+    return ["docker", "service", "scale", *pairs]
 
 
 PS_FORMAT = "{{.Name}}\t{{.Node}}\t{{.CurrentState}}\t{{.DesiredState}}\t{{.Image}}"
 
 
-def ps_command(project: str = PROJECT) -> str:
+def ps_command(project: str = PROJECT) -> list[str]:
     """Every task of the stack that should run, with its node (docker stack ps)."""
-    return shlex.join(
-        ["sudo", "docker", "stack", "ps", project, "--filter", "desired-state=running", "--format", PS_FORMAT]
-    )
+    return ["docker", "stack", "ps", project, "--filter", "desired-state=running", "--format", PS_FORMAT]
 
 
 def parse_ps(text: str, project: str = PROJECT) -> list[dict[str, str]]:
@@ -182,24 +183,32 @@ def parse_ps(text: str, project: str = PROJECT) -> list[dict[str, str]]:
     return rows
 
 
-def on_manager(settings: Settings, manager: Target, command: str, timeout: float = 300) -> str:
-    result = remote.on_host(settings.state_dir, manager, command, timeout)
+def on_manager(settings: Settings, manager: Target, argv: list[str], timeout: float = 300) -> str:
+    """argv as root on the manager (or another node); its output."""
+    result = remote.on_host(settings.state_dir, manager, argv, timeout)
     if result.returncode != 0:
         raise LabError(
-            f"on {manager.inventory_name}: {command[:80]} failed: {result.stderr.strip()[-400:]}",
+            f"on {manager.inventory_name}: {shlex.join(argv)[:80]} failed: {result.stderr.strip()[-400:]}",
             hint="is the swarm deployed there? lab deploy --swarm --vm …",
         )
     return result.stdout
 
 
+def node_address_command() -> list[str]:
+    """The address this node's swarm traffic uses (what its peers' firewalls let in)."""
+    return ["docker", "info", "--format", "{{.Swarm.NodeAddr}}"]
+
+
+def node_addresses(settings: Settings, nodes: Sequence[Target]) -> list[str]:
+    return [on_manager(settings, node, node_address_command(), timeout=60).strip() for node in nodes]
+
+
 DATABASE_TASK_FILTER = "label=com.docker.swarm.service.name={project}_{name}"
 
 
-def database_container_command(name: str, project: str = PROJECT) -> str:
+def database_container_command(name: str, project: str = PROJECT) -> list[str]:
     """The ID of the container of the database's task on its node."""
-    return shlex.join(
-        ["sudo", "docker", "ps", "--quiet", "--filter", DATABASE_TASK_FILTER.format(project=project, name=name)]
-    )
+    return ["docker", "ps", "--quiet", "--filter", DATABASE_TASK_FILTER.format(project=project, name=name)]
 
 
 def database_node(nodes: Sequence[Target]) -> Target:

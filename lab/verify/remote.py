@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 
 from rich.console import Console
 
@@ -34,7 +35,14 @@ def contract_results(lab: Lab, target: Target, apps: list[Stack], restart_db: bo
         )
 
 
-def infra(lab: Lab, target: Target, frameworks: list[str], quiet: bool = False) -> int:
+def infra(
+    lab: Lab,
+    target: Target,
+    frameworks: list[str],
+    quiet: bool = False,
+    swarm: tuple[str, Sequence[str]] | None = None,
+) -> int:
+    """testinfra over SSH against a deployed host (a swarm node: `swarm` is its role and the nodes' addresses)."""
     target = remote.login(lab.settings.state_dir, target, ansible.deploy_user(lab.settings.root))
     config = remote.write_ssh_config(lab.settings.state_dir, target)
     argv = commands.infra_tests(
@@ -47,5 +55,6 @@ def infra(lab: Lab, target: Target, frameworks: list[str], quiet: bool = False) 
         deployed=True,
         project=PROJECT,
         tls_key=tls.host_dir(lab.settings.tls_dir, target.host.strip("[]")) / tls.KEY_FILE,
+        swarm=swarm,
     )
     return subprocess.run(argv, cwd=lab.settings.root, capture_output=quiet, text=True).returncode

@@ -2,6 +2,10 @@
 
     pytest tests/infra --hosts=local:// [--lab-project framework-lab] [--lab-port 8080]
 
+On a node of a swarm (`lab verify` with several servers) `--lab-swarm manager|worker` and
+`--lab-swarm-peers` (the swarm's node addresses) say so: the lab's containers are then the
+stack's tasks on that node, restarted by the swarm rather than by a restart policy.
+
 `--hosts` names the Docker host (testinfra's local, ssh or ansible backend): the lab's
 containers are inspected with the docker CLI there, and looked into with testinfra's docker
 backend when the host is this machine.
@@ -39,6 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=str(STACKS.parent / ".lab" / "secrets"),
         help="folder of the lab's secret files (on this machine)",
     )
+    group.addoption("--lab-swarm", default="", choices=("", "manager", "worker"), help="the host is a swarm node")
+    group.addoption("--lab-swarm-peers", default="", help="comma-separated addresses of the swarm's nodes")
     group.addoption(
         "--lab-ca-bundle",
         default="/etc/ssl/certs/ca-certificates.crt",
@@ -69,6 +75,20 @@ def docker_host(request: pytest.FixtureRequest):
     return testinfra.get_host(hosts.split(",")[0] if isinstance(hosts, str) else hosts[0])
 
 
+@dataclass(frozen=True)
+class Swarm:
+    role: str  # manager or worker
+    peers: frozenset[str]  # every node's swarm address (docker info's Swarm.NodeAddr)
+
+
+@pytest.fixture(scope="session")
+def swarm(request: pytest.FixtureRequest) -> Swarm | None:
+    """This host's place in a swarm, or None for a compose host."""
+    role = request.config.getoption("lab_swarm")
+    peers = frozenset(a for a in request.config.getoption("lab_swarm_peers").split(",") if a)
+    return Swarm(role, peers) if role else None
+
+
 @pytest.fixture(scope="session")
 def lab(request: pytest.FixtureRequest) -> dict[str, str]:
     return {
@@ -89,22 +109,23 @@ def docker(docker_host, *args: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def containers(request: pytest.FixtureRequest, docker_host, lab) -> list[Container]:
-    names = docker(
-        docker_host,
-        "ps",
-        "-a",
-        "--filter",
-        f"label=com.docker.compose.project={lab['project']}",
-        "--format",
-        "{{.Names}}",
-    ).split()
+def containers(request: pytest.FixtureRequest, docker_host, lab, swarm) -> list[Container]:
+    # A compose project's containers, or on a swarm node the stack's tasks there (a task stopped by the swarm
+    # stays listed until pruned: only running ones are the lab's now).
+    label = "com.docker.stack.namespace" if swarm else "com.docker.compose.project"
+    listing = ["ps", "--filter", "status=running"] if swarm else ["ps", "-a"]
+    names = docker(docker_host, *listing, "--filter", f"label={label}={lab['project']}", "--format", "{{.Names}}")
+    names = names.split()
     assert names, f"no container of project {lab['project']}: is the lab up?"
     known = manifests()
     selected = [f for f in request.config.getoption("lab_frameworks").split(",") if f]
     found = []
     for data in json.loads(docker(docker_host, "inspect", *names)):
-        service = data["Config"]["Labels"]["com.docker.compose.service"]
+        labels = data["Config"]["Labels"]
+        if swarm:
+            service = labels["com.docker.swarm.service.name"].removeprefix(f"{lab['project']}_")
+        else:
+            service = labels["com.docker.compose.service"]
         manifest = known.get(service, {})
         kind = manifest.get("kind", "unknown")
         if kind in ("app", "baseline") and selected and service not in selected:  # baseline: a bare app

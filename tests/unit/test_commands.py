@@ -78,6 +78,13 @@ def test_infra_tests_argv():
     assert remote[remote.index("--lab-tls-key") + 1] == "/k/server.key"
     assert (remote[remote.index("--lab-port") + 1], remote[remote.index("--lab-https-port") + 1]) == ("80", "443")
     assert "--lab-ca-bundle" not in commands.infra_tests(S, "python", [], "local://", None)
+    assert "--lab-swarm" not in remote
+
+
+def test_infra_tests_on_a_swarm_node_say_its_role_and_peers():
+    argv = commands.infra_tests(S, "python", [], "ssh://h", None, swarm=("worker", ["10.0.0.2", "10.0.0.3"]))
+    assert argv[argv.index("--lab-swarm") + 1] == "worker"
+    assert argv[argv.index("--lab-swarm-peers") + 1] == "10.0.0.2,10.0.0.3"
 
 
 def test_ssh_commands_use_the_labs_ssh_config():

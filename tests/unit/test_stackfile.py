@@ -11,6 +11,7 @@ import yaml
 
 from lab import stackfile
 from lab import stacks as stacklib
+from lab.constants import DEPLOY_HTTPS_PORT, DEPLOY_PORT
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = stacklib.discover(ROOT / "stacks")
@@ -53,6 +54,13 @@ def test_apps_update_start_first_and_roll_back_by_themselves():
     assert deploy["rollback_config"]["order"] == "start-first"
     assert deploy["endpoint_mode"] == "dnsrr"  # nginx resolves the tasks itself; no VIP (no IPVS needed)
     assert render()["services"][APPS[1]]["deploy"]["replicas"] == 1
+
+
+def test_nginx_publishes_the_deployed_hosts_ports_on_each_node_http_first():
+    ports = render()["services"]["nginx"]["ports"]
+    assert [(p["published"], p["mode"]) for p in ports] == [(DEPLOY_PORT, "host"), (DEPLOY_HTTPS_PORT, "host")]
+    role = yaml.safe_load((ROOT / "playbooks/roles/swarm/defaults/main.yml").read_text())
+    assert "ports[0].published" in role["swarm_http_port"]  # the role waits for the routes on the first
 
 
 def test_zero_replicas_keeps_a_framework_out_and_out_of_nginx():

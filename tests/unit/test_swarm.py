@@ -3,11 +3,13 @@ inventory of several servers, the swarm role's files)."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
 import yaml
 
+from lab import commands
 from lab.deploy import ansible, swarm, target
 from lab.errors import Exit, LabError
 from lab.settings import Settings
@@ -36,13 +38,23 @@ def test_parse_scale_refuses(spec, message):
 
 
 def test_scale_and_ps_commands():
-    assert swarm.scale_command({"flask": 3, "django": 1}) == (
-        "sudo docker service scale framework-lab_django=1 framework-lab_flask=3"
-    )
-    assert swarm.ps_command() == (
-        "sudo docker stack ps framework-lab --filter desired-state=running --format "
-        "'{{.Name}}\t{{.Node}}\t{{.CurrentState}}\t{{.DesiredState}}\t{{.Image}}'"
-    )
+    assert swarm.scale_command({"flask": 3, "django": 1}) == [
+        *("docker", "service", "scale", "framework-lab_django=1", "framework-lab_flask=3")
+    ]
+    assert swarm.ps_command() == [
+        *("docker", "stack", "ps", "framework-lab", "--filter", "desired-state=running", "--format"),
+        "{{.Name}}\t{{.Node}}\t{{.CurrentState}}\t{{.DesiredState}}\t{{.Image}}",
+    ]
+
+
+def test_the_managers_commands_reach_ssh_as_one_quoted_command():
+    """remote.on_host runs argv with `sudo -n` over ssh: each swarm command is an argv, not a string."""
+    config = Path("/lab/.lab/deploy/m/ssh_config")
+    for argv in (swarm.ps_command(), swarm.scale_command({"flask": 2}), swarm.node_address_command()):
+        assert isinstance(argv, list) and argv[0] == "docker"
+        ssh = commands.ssh_sudo(config, "m", argv)
+        assert ssh[:4] == ["ssh", "-F", str(config), "m"]
+        assert shlex.split(ssh[4]) == ["sudo", "-n", *argv]
 
 
 def test_parse_ps():
@@ -155,9 +167,13 @@ def test_parse_images():
 
 
 def test_database_container_command():
-    assert swarm.database_container_command("postgres") == (
-        "sudo docker ps --quiet --filter label=com.docker.swarm.service.name=framework-lab_postgres"
-    )
+    assert swarm.database_container_command("postgres") == [
+        *("docker", "ps", "--quiet", "--filter", "label=com.docker.swarm.service.name=framework-lab_postgres")
+    ]
+
+
+def test_node_address_command():
+    assert swarm.node_address_command() == ["docker", "info", "--format", "{{.Swarm.NodeAddr}}"]
 
 
 def test_swarm_deploy_reads_dockers_utc_times():
