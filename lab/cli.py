@@ -321,7 +321,7 @@ def _verify_swarm(
     nodes only). The database's stop-and-start check is left out: the swarm would start a new task, not the
     same container. Returns the contract's results and testinfra's exit code (the first failing node's)."""
     if not targets:
-        raise LabError("--swarm: name its servers with --vm or --host", Exit.USAGE)
+        raise LabError("--swarm: name its servers with --vm, --host or --inventory", Exit.USAGE)
     user = ansible.deploy_user(lab.settings.root)
     nodes = [remote.login(lab.settings.state_dir, t, user, console) for t in targets]
     db = swarm_lib.database(lab.settings, swarm_lib.database_node(nodes), lab.database.name)
