@@ -31,6 +31,7 @@ from lab.options import (
     Frameworks,
     HostOption,
     HostsOption,
+    InventoryOption,
     JsonFlag,
     KeyOption,
     VmOption,
@@ -156,10 +157,17 @@ def down(volumes: Annotated[bool, typer.Option("--volumes", help="Also remove th
 
 
 @app.command()
-def ps(as_json: JsonFlag = False, host: HostsOption = None, key: KeyOption = None, vm: VmsOption = None) -> None:
-    """Show each stack's state and URL; on a swarm (--vm/--host: its manager first), every task and its node."""
+def ps(
+    as_json: JsonFlag = False,
+    host: HostsOption = None,
+    key: KeyOption = None,
+    vm: VmsOption = None,
+    inventory: InventoryOption = None,
+) -> None:
+    """Show each stack's state and URL; on a swarm (--vm/--host/--inventory: its manager first), every task and
+    its node."""
     lab = _lab()
-    targets = target_lib.resolve_many(lab.settings.state_dir, host, key, vm, required=False)
+    targets = target_lib.resolve_many(lab.settings.state_dir, host, key, vm, required=False, inventory=inventory)
     if not targets:
         _print_rows(lab.rows(engine.client()), as_json)
         return
@@ -184,12 +192,13 @@ def scale(
     host: HostsOption = None,
     key: KeyOption = None,
     vm: VmsOption = None,
+    inventory: InventoryOption = None,
 ) -> None:
-    """Set the replicas of frameworks on a swarm (its manager: the first --vm/--host) and wait until they
-    run; later deploys keep them."""
+    """Set the replicas of frameworks on a swarm (its manager: the first --vm/--host, or the inventory's) and wait
+    until they run; later deploys keep them."""
     lab = _lab()
     wanted = swarm_lib.parse_scale(specs, [a.name for a in stacklib.served(lab.stacks)])
-    manager = target_lib.resolve_many(lab.settings.state_dir, host, key, vm)[0]
+    manager = target_lib.resolve_many(lab.settings.state_dir, host, key, vm, inventory=inventory)[0]
     started = time.monotonic()
     with lab.locked():
         swarm_lib.on_manager(lab.settings, manager, swarm_lib.scale_command(wanted), timeout=600)
@@ -245,6 +254,7 @@ def verify(
     host: HostsOption = None,
     key: KeyOption = None,
     vm: VmsOption = None,
+    inventory: InventoryOption = None,
     ca: Annotated[
         Path | None,
         typer.Option(
@@ -255,14 +265,19 @@ def verify(
     ] = None,
     swarm: Annotated[
         bool,
-        typer.Option("--swarm", help="The servers are a swarm (implied by several); the first holds the database."),
+        typer.Option(
+            "--swarm",
+            help="The servers are a swarm (implied by several); the first holds the database (or the one an "
+            "inventory's swarm_database_node names).",
+        ),
     ] = False,
 ) -> None:
     """Check every framework against the contract through nginx, and the hosts with testinfra
-    (this machine's lab, or a deployed host with --host / --vm; a swarm: through each node's nginx)."""
+    (this machine's lab, or a deployed host with --host / --vm; a swarm: through each node's nginx, its servers
+    named by --host/--vm repeated or --inventory)."""
     lab = _lab()
     apps = stacklib.select(lab.stacks, frameworks or [])
-    targets = target_lib.resolve_many(lab.settings.state_dir, host, key, vm, required=False)
+    targets = target_lib.resolve_many(lab.settings.state_dir, host, key, vm, required=False, inventory=inventory)
     target = targets[0] if targets else None
     if ca is not None and not ca.is_file():
         raise LabError(f"--ca {ca}: no such file", Exit.USAGE)
@@ -306,10 +321,10 @@ def _verify_swarm(
     nodes only). The database's stop-and-start check is left out: the swarm would start a new task, not the
     same container. Returns the contract's results and testinfra's exit code (the first failing node's)."""
     if not targets:
-        raise LabError("--swarm: name its servers with --vm or --host", Exit.USAGE)
+        raise LabError("--swarm: name its servers with --vm, --host or --inventory", Exit.USAGE)
     user = ansible.deploy_user(lab.settings.root)
     nodes = [remote.login(lab.settings.state_dir, t, user, console) for t in targets]
-    db = swarm_lib.database(lab.settings, nodes[0], lab.database.name)
+    db = swarm_lib.database(lab.settings, swarm_lib.database_node(nodes), lab.database.name)
     results = []
     for node in nodes:
         with console.status(f"verifying {node.inventory_name} …"):
@@ -338,6 +353,7 @@ def deploy(
     host: HostsOption = None,
     key: KeyOption = None,
     vm: VmsOption = None,
+    inventory: InventoryOption = None,
     backup: Annotated[
         bool, typer.Option("--backup", help="Back up the host's database first (.lab/backups/<host>/).")
     ] = False,
@@ -355,7 +371,9 @@ def deploy(
     swarm: Annotated[
         bool,
         typer.Option(
-            "--swarm", help="A Docker Swarm of the servers given (--vm or --host repeated; the first is the manager)."
+            "--swarm",
+            help="A Docker Swarm of the servers given (--vm or --host repeated, or --inventory; the first is the "
+            "manager).",
         ),
     ] = False,
     replicas: Annotated[
@@ -378,10 +396,12 @@ def deploy(
     if swarm:
         if acme:
             raise LabError("--domain is not built for a swarm yet", Exit.USAGE)
-        _deploy_swarm(lab, apps if frameworks else None, host, key, vm, replicas or [], image or [], backup)
+        _deploy_swarm(lab, apps if frameworks else None, host, key, vm, inventory, replicas or [], image or [], backup)
         return
     if replicas or image:
         raise LabError("--replicas and --image go with --swarm", Exit.USAGE)
+    if inventory is not None:
+        raise LabError("--inventory goes with --swarm (one server: --host or --vm)", Exit.USAGE)
     if len(host or []) > 1 or len(vm or []) > 1:
         raise LabError("several servers are a swarm: add --swarm", Exit.USAGE)
     target = _target(lab, (host or [None])[0], key, (vm or [None])[0])
@@ -431,6 +451,7 @@ def _deploy_swarm(
     host: list[str] | None,
     key: Path | None,
     vm: list[str] | None,
+    inventory: Path | None,
     replicas: list[str],
     images: list[str],
     backup: bool,
@@ -438,7 +459,7 @@ def _deploy_swarm(
     if backup:
         raise LabError("--backup is not built for a swarm yet", Exit.USAGE)
     names = [a.name for a in stacklib.served(lab.stacks)]
-    targets = target_lib.resolve_many(lab.settings.state_dir, host, key, vm)
+    targets = target_lib.resolve_many(lab.settings.state_dir, host, key, vm, inventory=inventory)
     manager = targets[0]
     wanted = swarm_lib.load_replicas(lab.settings.state_dir, manager) | swarm_lib.parse_scale(replicas, names)
     overrides = swarm_lib.parse_images(images, names)

@@ -69,3 +69,12 @@ HostsOption = Annotated[
     list[str] | None,
     typer.Option("--host", help="USER@HOST[:PORT] of a server to work on; repeat it for the servers of a swarm."),
 ]
+InventoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--inventory",
+        metavar="FILE",
+        help="An Ansible inventory (INI or YAML): the servers are the hosts of its `lab` group, the manager first "
+        "(playbooks/inventory.example.ini).",
+    ),
+]

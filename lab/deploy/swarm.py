@@ -211,6 +211,13 @@ def database_container_command(name: str, project: str = PROJECT) -> list[str]:
     return ["docker", "ps", "--quiet", "--filter", DATABASE_TASK_FILTER.format(project=project, name=name)]
 
 
+def database_node(nodes: Sequence[Target]) -> Target:
+    """The node that holds PostgreSQL: the one the manager's swarm_database_node names (an inventory's variable,
+    which the swarm role reads on the manager), else the manager (the role's default)."""
+    named = nodes[0].host_vars.get("swarm_database_node")
+    return next((node for node in nodes if node.inventory_name == named), nodes[0])
+
+
 def database(settings: Settings, node: Target, name: str) -> remote.RemoteDatabase:
     """The swarm's PostgreSQL, through `sudo docker exec` on the node that holds it (the manager by default)."""
     found = on_manager(settings, node, database_container_command(name), timeout=60).split()

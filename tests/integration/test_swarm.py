@@ -202,6 +202,29 @@ def test_ps_shows_where_each_task_runs(swarm, home):
     assert "tasks per node:" in table.stdout
 
 
+def test_ps_through_an_ansible_inventory_of_the_same_servers(swarm, home, tmp_path):
+    """`--inventory` names the same servers as `--vm`: the stand-ins' records written as an inventory's `lab` group
+    (their host keys, pinned when they were made, are checked as for --host: a known key must match)."""
+    from lab.vm import base
+
+    lines = ["[lab]"]
+    for node in NODES:
+        at = base.endpoint(home / ".lab", node)
+        lines.append(
+            f"{node} ansible_host={at.host} ansible_port={at.ssh_port} ansible_user={at.user} "
+            f"ansible_ssh_private_key_file={at.key}"
+        )
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("\n".join(lines) + "\n")
+    result = run(home, "ps", "--inventory", str(inventory), "--json", timeout=120)
+    assert result.returncode == 0, result.stderr
+
+    def where(rows: list[dict]) -> list[tuple[str, ...]]:
+        return sorted((r["service"], r["node"], r["task"], r["image"]) for r in rows)
+
+    assert where(json.loads(result.stdout)) == where(tasks(home))
+
+
 def test_a_redeploy_without_change_updates_no_service(swarm, home):
     again = run(home, "deploy", "--swarm", *VMS, *FRAMEWORKS)
     assert again.returncode == 0, again.stderr
