@@ -1,5 +1,5 @@
-"""Servers as variants on the real engine: each server of one WSGI and one ASGI framework, and of one that
-serves both, is started with `lab up --server`, shown by `lab ps`, and passes `lab verify`; bad server
+"""Servers as variants on the real engine: each server of one WSGI and one ASGI framework, and the ASGI servers
+of one that serves both, is started with `lab up --server`, shown by `lab ps`, and passes `lab verify`; bad server
 names change nothing. LAB_TEST_SERVERS=django,falcon runs every server of the frameworks it names instead,
 LAB_TEST_ALL_SERVERS=1 every server of every framework (long: opt-in)."""
 
@@ -21,11 +21,19 @@ STACKS = stacklib.discover(ROOT / "stacks")
 APPS = {a.name: a for a in stacklib.apps(STACKS)}
 # By default one framework per interface (every WSGI server, and every ASGI one), and one that serves both.
 QUICK = [next(a for a in APPS.values() if a.server_named().interface == kind).name for kind in ("wsgi", "asgi")]
-QUICK += [next(a.name for a in APPS.values() if {s.interface for s in a.servers} == {"wsgi", "asgi"})]
+# Of the one that serves both, its ASGI servers (its second entry point): its WSGI ones run the commands the
+# WSGI framework's do, and LAB_TEST_SERVERS=NAME covers them all.
+DUAL = next(a.name for a in APPS.values() if {s.interface for s in a.servers} == {"wsgi", "asgi"})
+QUICK += [DUAL]
 NAMED = [name for name in os.environ.get("LAB_TEST_SERVERS", "").split(",") if name]
 CHOSEN = list(APPS) if os.environ.get("LAB_TEST_ALL_SERVERS") == "1" else NAMED or QUICK
 assert set(CHOSEN) <= set(APPS), f"LAB_TEST_SERVERS: no framework {sorted(set(CHOSEN) - set(APPS))}"
-VARIANTS = [(app, server) for app in CHOSEN for server in APPS[app].server_names]
+VARIANTS = [
+    (app, server.name)
+    for app in CHOSEN
+    for server in APPS[app].servers
+    if CHOSEN is not QUICK or app != DUAL or server.interface == "asgi"
+]
 
 
 @pytest.fixture(scope="module")
