@@ -91,13 +91,19 @@ def remove_project(client: docker.DockerClient, project: str = PROJECT) -> None:
         volume.remove(force=True)
 
 
-def remove_standins(client: docker.DockerClient, names: list[str], network: str) -> None:
-    """Last-resort cleanup of stand-ins and their group's network that does not depend on the code under test."""
+def remove_standins(client: docker.DockerClient, names: list[str], network: str | None = None) -> int:
+    """Last-resort cleanup of stand-ins (and their group's network) that does not depend on the code under test.
+    Run before a fixture's `lab vm up` too: a run that was killed (CI's machine keeps /var/lib/docker) leaves a
+    stand-in whose state went with its checkout. Returns how many containers it removed."""
+    removed = 0
     for name in names:
         for container in client.containers.list(all=True, filters={"label": f"{vm_commands.LABEL}={name}"}):
             container.remove(force=True, v=True)
-    for found in client.networks.list(filters={"label": f"{vm_commands.NETWORK_LABEL}={network}"}):
-        found.remove()
+            removed += 1
+    if network is not None:
+        for found in client.networks.list(filters={"label": f"{vm_commands.NETWORK_LABEL}={network}"}):
+            found.remove()
+    return removed
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from cryptography import x509
 from lab import tls
 from lab.vm import commands as vmcommands
 from tests.integration import pebble as pebble_lib
-from tests.integration.conftest import ROOT, run_lab
+from tests.integration.conftest import ROOT, remove_standins, run_lab
 from tests.integration.pebble import Pebble
 from tests.integration.test_deploy import vm_env
 
@@ -51,6 +51,7 @@ def forget_host_key() -> None:
 
 @pytest.fixture(scope="module")
 def vm(engine):
+    remove_standins(engine, [VM])
     forget_host_key()
     try:
         ports = ("--ssh-port", str(SSH_PORT), "--http-port", str(HTTP_PORT))
@@ -63,8 +64,7 @@ def vm(engine):
         run_lab("vm", "down", "--name", VM, env=vm_env())
         forget_host_key()
         shutil.rmtree(ROOT / ".lab" / "deploy" / VM, ignore_errors=True)
-        for left in engine.containers.list(all=True, filters={"label": f"org.framework-lab.vm={VM}"}):
-            left.remove(force=True, v=True)
+        remove_standins(engine, [VM])
 
 
 @pytest.fixture(scope="module")

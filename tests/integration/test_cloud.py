@@ -17,9 +17,8 @@ import time
 import pytest
 import yaml
 
-from lab.vm import commands
 from tests.fakes.hetzner import FakeHetzner
-from tests.integration.conftest import ROOT, lab_env, run_lab
+from tests.integration.conftest import ROOT, lab_env, remove_standins, run_lab
 
 pytestmark = pytest.mark.integration
 STAND_IN = "framework-lab-vm-cloud"
@@ -78,6 +77,7 @@ def stand_in(engine, fake):
     fake.on_create = lambda server: boot_with_user_data(engine, server)
     env = cloud_env(fake)
     run_lab("vm", "destroy", NAME, env=env, timeout=120)  # what an earlier run may have left in the state
+    remove_standins(engine, [STAND_IN])
     try:
         started = time.monotonic()
         result = run_lab(
@@ -90,10 +90,7 @@ def stand_in(engine, fake):
         run_lab("vm", "destroy", NAME, env=env, timeout=120)
         run_lab("vm", "down", "--name", STAND_IN, env=env, timeout=120)
         shutil.rmtree(STATE / "deploy" / NAME, ignore_errors=True)
-        left = engine.containers.list(all=True, filters={"label": f"{commands.LABEL}={STAND_IN}"})
-        for container in left:
-            container.remove(force=True, v=True)
-        assert not left, "lab vm down left the stand-in's container behind"
+        assert not remove_standins(engine, [STAND_IN]), "lab vm down left the stand-in's container behind"
 
 
 def test_create_deploy_verify_destroy_through_the_fake_hetzner_api(fake, stand_in):

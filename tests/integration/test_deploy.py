@@ -32,7 +32,16 @@ from lab.bench import schema
 from lab.load import CountedLoad
 from lab.vm import commands as vmcommands
 from tests.integration import pebble
-from tests.integration.conftest import LAB, ROOT, debian_releases, get, lab_env, run_lab, verify_failures
+from tests.integration.conftest import (
+    LAB,
+    ROOT,
+    debian_releases,
+    get,
+    lab_env,
+    remove_standins,
+    run_lab,
+    verify_failures,
+)
 
 pytestmark = pytest.mark.integration
 VM = "framework-lab-vm-e2e"
@@ -100,6 +109,7 @@ def vm_debian() -> str:
 
 @pytest.fixture(scope="module", params=RELEASES, ids=lambda debian: f"debian{debian}")
 def vm(request, engine):
+    remove_standins(engine, [VM])
     forget_host_key()
     shutil.rmtree(BACKUPS, ignore_errors=True)
     try:
@@ -112,10 +122,7 @@ def vm(request, engine):
         run_lab("vm", "down", "--name", VM, env=vm_env())
         forget_host_key()
         shutil.rmtree(BACKUPS, ignore_errors=True)
-        left = engine.containers.list(all=True, filters={"label": f"org.framework-lab.vm={VM}"})
-        for container in left:
-            container.remove(force=True, v=True)
-        assert not left, "lab vm down left the VM's container behind"
+        assert not remove_standins(engine, [VM]), "lab vm down left the VM's container behind"
 
 
 def deploy(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PREFIX = os.environ.get("LAB_TEST_SWARM_PREFIX", "lab-test-swarm")
 NODES = [f"{PREFIX}-{i}" for i in (1, 2, 3)]
 NETWORK = f"{PREFIX}-net"
-SSH_PORT = int(os.environ.get("LAB_TEST_SWARM_SSH_PORT", "42251"))
-HTTP_PORT = int(os.environ.get("LAB_TEST_SWARM_HTTP_PORT", "48211"))
+SSH_PORT = int(os.environ.get("LAB_TEST_SWARM_SSH_PORT", "12251"))
+HTTP_PORT = int(os.environ.get("LAB_TEST_SWARM_HTTP_PORT", "18211"))
 PORTS = [HTTP_PORT + i for i in range(3)]
 FRAMEWORKS = os.environ.get("LAB_TEST_SWARM_FRAMEWORKS", "flask bottle").split()
 FW = FRAMEWORKS[0]
@@ -60,7 +60,7 @@ pytestmark = [
 
 def run(home: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "LAB_HOME"}
-    env |= {"LAB_PROJECT": "lab-test-swarm", "LAB_PORT": "48090", "LAB_HTTPS_PORT": "48490"}
+    env |= {"LAB_PROJECT": "lab-test-swarm", "LAB_PORT": "18290", "LAB_HTTPS_PORT": "18690"}
     return subprocess.run([*LAB, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from lab.vm import commands
 from lab.vm.recipe import RELEASES
-from tests.integration.conftest import debian_releases
+from tests.integration.conftest import debian_releases, remove_standins
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "framework-lab-vm-test"
@@ -38,9 +38,7 @@ def vm_containers(client: docker.DockerClient, name: str = NAME) -> list:
 
 
 def remove_vm(client: docker.DockerClient, name: str = NAME) -> None:
-    """Last-resort cleanup that does not depend on the code under test."""
-    for container in vm_containers(client, name):
-        container.remove(force=True, v=True)
+    remove_standins(client, [name])
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from tests.integration.conftest import remove_standins
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "lab-test-group"
 COUNT = 3
-SSH_PORT = 42231
-HTTP_PORT = 48191
+SSH_PORT = 12231  # test ports stay below the kernel's ephemeral range (32768+), which clients take
+HTTP_PORT = 18191
 NAMES = [f"{PREFIX}-{i}" for i in range(1, COUNT + 1)]
 NETWORK = f"{PREFIX}-net"
 VM = [sys.executable, "-m", "lab.vm"]
