@@ -324,13 +324,11 @@ def _verify_swarm(
         raise LabError("--swarm: name its servers with --vm, --host or --inventory", Exit.USAGE)
     user = ansible.deploy_user(lab.settings.root)
     nodes = [remote.login(lab.settings.state_dir, t, user, console) for t in targets]
-    db = swarm_lib.database(lab.settings, swarm_lib.database_node(nodes), lab.database.name)
-    results = []
-    for node in nodes:
-        with console.status(f"verifying {node.inventory_name} …"):
-            names, bare = [a.name for a in apps], [a.name for a in apps if a.bare]
-            found = contract.verify(node.url, names, db, restart_db=False, bare=bare)
-        results += [dataclasses.replace(r, framework=f"{r.framework}@{node.inventory_name}") for r in found]
+    results = [
+        dataclasses.replace(r, framework=f"{r.framework}@{node}")
+        for node, found in remote_verify.swarm_contract_results(lab, nodes, apps, console).items()
+        for r in found
+    ]
     console.print("[dim]lab verify: a swarm: the database restart check is not run[/]")
     if not infra:
         return results, 0

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from lab import commands, tls
 from lab.constants import DEPLOY_BIND, DEPLOY_HTTPS_PORT, DEPLOY_PORT, PROJECT
-from lab.deploy import ansible, remote
+from lab.deploy import ansible, remote, swarm
 from lab.deploy.target import Target
 from lab.local import Lab
 from lab.stacks import Stack
@@ -33,6 +33,21 @@ def contract_results(lab: Lab, target: Target, apps: list[Stack], restart_db: bo
             progress=lambda what: status.update(f"verifying {what} on {target.inventory_name} …"),
             bare=[a.name for a in apps if a.bare],
         )
+
+
+def swarm_contract_results(
+    lab: Lab, nodes: Sequence[Target], apps: list[Stack], console: Console
+) -> dict[str, list[Result]]:
+    """The contract through every node's nginx (each serves every framework), per node's name, the database read
+    on the node that holds it (lab.deploy.swarm.database_node); `lab verify` and `lab bench` on a swarm. No
+    database stop-and-start: the swarm would start a new task, not the same container. nodes: logged in already."""
+    db = swarm.database(lab.settings, swarm.database_node(nodes), lab.database.name)
+    found = {}
+    for node in nodes:
+        with console.status(f"verifying {node.inventory_name} …"):
+            names, bare = [a.name for a in apps], [a.name for a in apps if a.bare]
+            found[node.inventory_name] = contract.verify(node.url, names, db, restart_db=False, bare=bare)
+    return found
 
 
 def infra(
