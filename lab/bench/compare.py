@@ -85,6 +85,7 @@ def context(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
         ("duration", lambda d: f"{d['settings']['duration_s']:g} s"),
         ("repetitions", lambda d: str(d["settings"]["repeat"])),
         ("queries", lambda d: str(d["settings"]["queries"])),
+        ("swarm", swarm),
     ):
         left, right = get(a), get(b)
         notes.append(f"{name}: {left}" if left == right else f"{name}: {left} → {right}")
@@ -123,3 +124,12 @@ def pinning(document: dict[str, Any]) -> str:
     """The CPUs of wrk and of the servers (`--cpuset`), or "not pinned" (older files too)."""
     cpuset = document["machine"].get("cpuset")
     return f"load {cpuset['load']}, servers {cpuset['servers']}" if cpuset else "not pinned"
+
+
+def swarm(document: dict[str, Any]) -> str:
+    """The swarm measured: its nodes and the tasks per service (older files and other benches: not one)."""
+    found = document.get("swarm")
+    if not found:
+        return "not a swarm"
+    tasks = ", ".join(f"{service} ×{count}" for service, count in found["replicas"].items())
+    return f"{len(found['nodes'])} nodes ({', '.join(n['name'] for n in found['nodes'])}), tasks {tasks}"

@@ -94,7 +94,8 @@ def header(
         "settings": {
             "project": place["project"],
             "host": place["host"],
-            "load_from": f"a wrk container on the {place['network']} network of {place['where']} "
+            "load_from": place.get("load_from")
+            or f"a wrk container on the {place['network']} network of {place['where']} "
             "(no published port, no docker-proxy)",
             "base_url": place["base_url"],
             "tests": list(options.tests),
@@ -106,7 +107,11 @@ def header(
             "timeout_s": options.timeout,
             "pause_s": options.pause,
             "threads": options.threads
-            or (len(options.cpuset.load) if options.cpuset else (machine["docker"]["cpus"] or 1)),
+            or (
+                len(options.cpuset.load)
+                if options.cpuset
+                else (place.get("load_cpus") or machine["docker"]["cpus"] or 1)
+            ),
             "restart": options.restart,
             "servers": list(options.servers),
             "tls": options.tls,
@@ -143,3 +148,37 @@ def finish(document: dict[str, Any], complete: bool, interrupted: bool = False) 
             if r["target"] == entry["name"] and r["memory_peak_bytes"] is not None
         ]
         entry["memory"]["loaded_bytes"] = max(peaks) if peaks else None
+
+
+def swarm(
+    manager: str, nodes: list[tuple[str, str, dict[str, Any]]], tasks: list[dict[str, str]], load: str
+) -> dict[str, Any]:
+    """The swarm a bench measured: nodes as (name, url, facts from machine.host_facts), the tasks running at the
+    start (lab.deploy.swarm.parse_ps rows) and the replicas they make per service; `moved` is set at the end."""
+    replicas: dict[str, int] = {}
+    for task in tasks:
+        replicas[task["service"]] = replicas.get(task["service"], 0) + 1
+    return {
+        "manager": manager,
+        "nodes": [
+            {
+                "name": name,
+                "url": url,
+                "cpus": facts.get("cpus"),
+                "cpu_model": facts.get("cpu_model", ""),
+                "memory_bytes": facts.get("memory_bytes"),
+                "kernel": facts.get("kernel", ""),
+                "docker_version": (facts.get("docker") or {}).get("version", ""),
+            }
+            for name, url, facts in nodes
+        ],
+        "replicas": dict(sorted(replicas.items())),
+        "tasks": [{k: t[k] for k in ("service", "node", "task", "state")} for t in tasks],
+        "moved": None,
+        "load": load,
+    }
+
+
+def placement(tasks: list[dict[str, str]]) -> list[tuple[str, str, str]]:
+    """Which service runs on which node, as a sorted list (to tell whether tasks moved during the bench)."""
+    return sorted((t["service"], t["node"], t["task"]) for t in tasks)

@@ -8,6 +8,7 @@ each target's turn is a run over HTTP and one over HTTPS, side by side: both see
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,57 @@ def url(step: Step, host: str, ports: Mapping[str, int]) -> str:
     """What wrk loads: nginx by its name on the lab's network, at its listen port for the step's
     scheme (stack.toml's port and https_port, not the ports published on the machine)."""
     return f"{step.scheme}://{host}:{ports[step.scheme]}{step.path}"
+
+
+def split(connections: int, parts: int) -> list[int]:
+    """Connections spread evenly over parts (a swarm's nodes), the remainder on the first ones: 16 over 3
+    is [6, 5, 5]. Each part needs one at least (wrk cannot run with none)."""
+    if parts < 1:
+        raise ValueError("nothing to split over")
+    if connections < parts:
+        raise LabError(
+            f"--concurrency {connections}: fewer connections than the swarm's {parts} nodes",
+            Exit.USAGE,
+            hint=f"give each node one at least: --concurrency {parts} or more",
+        )
+    share, extra = divmod(connections, parts)
+    return [share + (1 if i < extra else 0) for i in range(parts)]
+
+
+def node_url(step: Step, http_url: str, https_port: int | None) -> str:
+    """What wrk loads on a swarm node: its nginx as published on the node (http_url, a Target's url:
+    `http://HOST` or a stand-in's `http://127.0.0.1:PORT`), or its HTTPS port on the same host."""
+    if step.scheme == HTTP:
+        return http_url.rstrip("/") + step.path
+    if https_port is None:
+        raise LabError(f"{http_url}: its HTTPS port is not published, so --tls cannot reach it", Exit.USAGE)
+    host = urllib.parse.urlsplit(http_url).netloc.rsplit("@", 1)[-1]
+    host = host if host.endswith("]") else host.rsplit(":", 1)[0]  # [::1] keeps its brackets
+    return f"https://{host}:{https_port}{step.path}"
+
+
+SWARM_REFUSED = {
+    "restart": "--restart: a swarm replaces a task rather than restarting its container",
+    "servers": "--servers: a swarm runs each framework under the server it was deployed with",
+    "cpuset": "--cpuset: the load runs on this machine and the servers on the nodes, apart already",
+    "hold": f"--tests {HOLD}: it holds connections at one app container, which a swarm's replicas are not",
+}
+
+
+def check_swarm(options: Options, nodes: int) -> None:
+    """What a bench through a swarm cannot do, refused before anything starts (exit 2); and every node
+    needs one connection at least."""
+    asked = {
+        "restart": options.restart,
+        "servers": bool(options.servers),
+        "cpuset": options.cpuset is not None,
+        "hold": options.hold is not None,
+    }
+    for name, given in asked.items():
+        if given:
+            raise LabError(SWARM_REFUSED[name], Exit.USAGE, hint="drop it to measure the swarm")
+    for level in options.concurrency:
+        split(level, nodes)
 
 
 VARIANT = "@"  # FRAMEWORK@SERVER: a framework under one of its servers (`--servers`)

@@ -219,3 +219,16 @@ def image_info(client: docker.DockerClient, name: str) -> dict[str, Any]:
     except docker.errors.ImageNotFound:
         return {"name": name, "id": None, "size_bytes": None}
     return {"name": name, "id": image.id, "size_bytes": int(image.attrs.get("Size") or 0)}
+
+
+def sum_roles(
+    seconds: dict[str, float | None], roles: tuple[str, ...] = ("app", "nginx", "postgres")
+) -> dict[str, float | None]:
+    """CPU seconds per role from per-container figures keyed "ROLE" or "ROLE/N" (a swarm: every task of
+    the role, on every node): summed, None when the role had no container or any of them could not be
+    read (a partial sum would understate the cost per request)."""
+    found: dict[str, float | None] = {}
+    for role in roles:
+        values = [v for k, v in seconds.items() if k == role or k.startswith(f"{role}/")]
+        found[role] = round(sum(values), 6) if values and all(v is not None for v in values) else None  # type: ignore[arg-type]
+    return found

@@ -53,6 +53,10 @@ def markdown(document: dict[str, Any]) -> str:
     if lines[-1] == ">":
         lines[-1] = ""
     lines += [f"- **{name}**: {value}" for name, value in facts_lines(document)]
+    if document.get("swarm"):
+        lines += ["", "## Swarm", "", f"Tasks at the start: {tables.swarm_replicas(document)}.", ""]
+        lines += tables.markdown(tables.SWARM_HEADER, tables.swarm_rows(document), "llrrrrrr")
+        lines += ["", tables.SWARM_NOTE]
     if any(f["measured"] for f in document["frameworks"]) and levels(document):
         lines += ["", "## Choose: each framework at its best", ""]
         lines += tables.markdown(*tables.choose_rows(document))
@@ -136,6 +140,11 @@ def html_page(document: dict[str, Any]) -> str:
     body += [f'<p class="status">{escape(line)}</p>' for line in status_lines(document)]
     facts = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts_lines(document))
     body.append(f'<table class="facts">{facts}</table>')
+    if document.get("swarm"):
+        body.append("<h2>Swarm</h2>")
+        body.append(f"<p>Tasks at the start: {escape(tables.swarm_replicas(document))}.</p>")
+        body.append(tables.html_table(tables.SWARM_HEADER, tables.swarm_rows(document)))
+        body.append(f'<p class="muted">{escape(tables.SWARM_NOTE)}</p>')
 
     frameworks_only = [t for t in targets(document) if t != CEILING]
     tls = HTTPS in schemes(document)

@@ -45,9 +45,11 @@ def run_record(
     cpu_s: dict[str, float | None],
     memory_peak: int | None,
     extra_problems: Iterable[str] = (),
+    nodes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """One load run; nodes (a swarm): each node's own wrk, node_record, whose figures result merges."""
     problems = [*problems_of(result, wrk_exit), *extra_problems]
-    return {
+    record = {
         "target": step.target,
         "kind": step.kind,
         "test": step.test,
@@ -70,6 +72,51 @@ def run_record(
         "ok": not problems,
         "problems": problems,
     }
+    if nodes is not None:
+        record["nodes"] = nodes
+    return record
+
+
+def node_record(
+    node: str, url: str, connections: int, threads: int, result: WrkResult | None, wrk_exit: int | None
+) -> dict[str, Any]:
+    """One node's share of a swarm run: what its wrk loaded and got (each node's latency beside the run's
+    merged worst)."""
+    return {
+        "node": node,
+        "url": url,
+        "connections": connections,
+        "threads": threads,
+        "requests": result.requests if result else None,
+        "requests_per_s": round(result.requests_per_s, 3) if result else None,
+        "errors": dict(result.errors) if result else None,
+        "p99_us": result.latency_us.get("p99") if result else None,
+        "wrk_exit": wrk_exit,
+        "problems": problems_of(result, wrk_exit),
+    }
+
+
+def merged_exit(codes: Iterable[int | None]) -> int | None:
+    """Several wrk processes' exit as one run's: None when any was killed, else the first non-zero, else 0."""
+    found = list(codes)
+    if any(code is None for code in found):
+        return None
+    return next((code for code in found if code), 0)
+
+
+def node_totals(document: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per swarm node, over the measured runs (warm-ups left out): runs it took part in, requests it
+    got answered, and its errors of every kind."""
+    totals: dict[str, dict[str, int]] = {}
+    for run in document["runs"]:
+        if run["warmup"]:
+            continue
+        for part in run.get("nodes") or []:
+            found = totals.setdefault(part["node"], {"runs": 0, "requests": 0, "errors": 0})
+            found["runs"] += 1
+            found["requests"] += part["requests"] or 0
+            found["errors"] += sum((part["errors"] or {}).values())
+    return totals
 
 
 def scheme_of(item: dict[str, Any]) -> str:

@@ -38,6 +38,22 @@ TARGET_KIND = {"type": "string", "enum": ["framework", "baseline", "ceiling"]}
 SCHEME = {"type": "string", "enum": ["http", "https"]}  # absent in files written before `--tls`: http
 SPREAD = _obj({"median": _OPT_NUM, "min": _OPT_NUM, "max": _OPT_NUM, "spread": _OPT_NUM, "n": _INT})
 
+# A swarm run (`lab bench --vm A --vm B …`): each node's own wrk, whose figures the run merges.
+NODE_RUN = _obj(
+    {
+        "node": _STR,
+        "url": _STR,
+        "connections": {"type": "integer", "minimum": 1},
+        "threads": {"type": "integer", "minimum": 1},
+        "requests": _OPT_INT,
+        "requests_per_s": _OPT_NUM,
+        "errors": _nullable(ERRORS),
+        "p99_us": _OPT_NUM,
+        "wrk_exit": {"type": ["integer", "null"]},
+        "problems": _STRS,
+    }
+)
+
 RUN = _obj(
     {
         "target": _STR,
@@ -61,8 +77,9 @@ RUN = _obj(
         "wrk_exit": {"type": ["integer", "null"]},
         "ok": _BOOL,
         "problems": _STRS,
+        "nodes": {"type": "array", "items": NODE_RUN},  # a swarm's runs only
     },
-    optional=("scheme",),
+    optional=("scheme", "nodes"),
 )
 
 CELL = _obj(
@@ -121,6 +138,34 @@ HOLD_SETTINGS = _obj(
         "ramp_s": _NUM,
         "rate": _NUM,
         "timeout_s": _NUM,
+    }
+)
+
+# The swarm measured (`lab bench` with several servers): its nodes, where each task ran, how it was loaded.
+SWARM = _obj(
+    {
+        "manager": _STR,
+        "nodes": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "name": _STR,
+                    "url": _STR,
+                    "cpus": _OPT_INT,
+                    "cpu_model": _STR,
+                    "memory_bytes": _OPT_INT,
+                    "kernel": _STR,
+                    "docker_version": _STR,
+                }
+            ),
+        },
+        "replicas": {"type": "object", "additionalProperties": _INT},
+        "tasks": {
+            "type": "array",
+            "items": _obj({"service": _STR, "node": _STR, "task": _STR, "state": _STR}),
+        },
+        "moved": {"type": ["boolean", "null"]},
+        "load": _STR,
     }
 )
 
@@ -243,8 +288,9 @@ SCHEMA: dict[str, Any] = {
             "runs": {"type": "array", "items": RUN},
             "cells": {"type": "array", "items": CELL},
             "holds": {"type": "array", "items": HOLD},  # `--tests hold` only
+            "swarm": SWARM,  # a bench through a swarm only
         },
-        optional=("baselines", "holds"),  # added after schema 1 was first written: older files lack it
+        optional=("baselines", "holds", "swarm"),  # added after schema 1 was first written: older files lack it
     ),
 }
 

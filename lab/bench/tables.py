@@ -43,6 +43,11 @@ def status_lines(document: dict[str, Any]) -> list[str]:
     for framework in results.entries(document):
         if not framework["measured"]:
             lines.append(f"{WARN} {framework['name']} was not measured: it fails the contract (`lab verify`).")
+    if (document.get("swarm") or {}).get("moved"):
+        lines.append(
+            f"{WARN} The swarm's tasks moved or were replaced during the bench (see “Swarm”): the runs before and "
+            "after measured different placements."
+        )
     return lines
 
 
@@ -53,6 +58,8 @@ def facts_lines(document: dict[str, Any]) -> list[tuple[str, str]]:
     commit = (g["commit"] or "not a git checkout")[:12] + (" (with uncommitted changes)" if g["dirty"] else "")
     warm = f" after a {s['warmup_s']:g} s warm-up" if s["warmup_s"] else ""
     where = f"the deployed host {s['host']}" if s.get("host") else "the machine lab ran on"
+    if document.get("swarm"):
+        where = f"the swarm's manager {document['swarm']['manager']} (every node under “Swarm”)"
     tls = ", each over HTTP and over HTTPS side by side" if s.get("tls") else ""
     return [
         (
@@ -166,6 +173,54 @@ def error_rows(document: dict[str, Any]) -> list[list[str]]:
         ]
         for r in flagged_runs(document)
     ]
+
+
+SWARM_HEADER = ["node", "tasks running there", "CPUs", "memory", "runs", "requests answered", "share", "errors"]
+
+
+def swarm_rows(document: dict[str, Any]) -> list[list[str]]:
+    """Per swarm node: the stack's tasks it ran at the start, its size, and the load its nginx took over
+    the measured runs (each node's own wrk): every node should have a share."""
+    swarm = document["swarm"]
+    totals = results.node_totals(document)
+    everything = sum(t["requests"] for t in totals.values())
+    rows = []
+    for node in swarm["nodes"]:
+        name = node["name"]
+        here = sorted(t["service"] for t in swarm["tasks"] if t["node"] == name)
+        counted = {service: here.count(service) for service in dict.fromkeys(here)}
+        tasks = ", ".join(f"{s} ×{n}" if n > 1 else s for s, n in counted.items()) or "none"
+        got = totals.get(name, {"runs": 0, "requests": 0, "errors": 0})
+        rows.append(
+            [
+                name + (" (manager)" if name == swarm["manager"] else ""),
+                tasks,
+                str(node["cpus"]) if node["cpus"] is not None else "—",
+                f"{node['memory_bytes'] / 2**30:.1f} GiB" if node["memory_bytes"] else "—",
+                str(got["runs"]),
+                f"{got['requests']:,}" + ("" if got["requests"] else f" {WARN}"),
+                percent(got["requests"] / everything) if everything else "—",
+                f"{got['errors']:,} {WARN}" if got["errors"] else "0",
+            ]
+        )
+    return rows
+
+
+def swarm_replicas(document: dict[str, Any]) -> str:
+    """'flask ×3, nginx ×3, postgres ×1': the running tasks per service at the start."""
+    return ", ".join(f"{service} ×{count}" for service, count in document["swarm"]["replicas"].items())
+
+
+SWARM_NOTE = (
+    "Through a swarm: each run is one wrk per node at once, each against that node's own nginx (which "
+    "balances over every replica in the swarm), the run's connections split evenly over the nodes. Its "
+    "requests/s and errors are the nodes' summed; its latency percentiles are the worst node's (an upper "
+    "bound: percentiles cannot be merged), min and max the extremes, mean and deviation pooled. CPU per "
+    "1,000 requests sums every task of the role on every node (every replica of the app, every node's "
+    "nginx); the memory figures and workers are one replica's (the first found). CPUs and memory per node "
+    "are what the node reports (a local stand-in sees the machine's, not its --cpus limit). Requests answered "
+    "and errors per node are over the measured runs (warm-ups left out)."
+)
 
 
 def no_ceiling_note(document: dict[str, Any]) -> str:

@@ -141,3 +141,46 @@ def version(output: str) -> str:
     """'wrk debian/4.1.0-4+b1 [epoll] Copyright …' -> 'debian/4.1.0-4+b1'."""
     match = re.search(r"^wrk (\S+)", output, re.M)
     return match.group(1) if match else ""
+
+
+def merge(parts: list[WrkResult]) -> WrkResult:
+    """One run made of several wrk processes at once (a swarm: one per node): requests, bytes and
+    errors summed; requests/s the sum of each one's; latency percentiles the worst one's (the true
+    merged percentile cannot be rebuilt from percentiles, and the worst is its upper bound); min the
+    lowest, max the highest; mean and stdev pooled exactly from each one's requests, mean and stdev."""
+    if not parts:
+        raise ValueError("nothing to merge")
+    if len(parts) == 1:
+        return parts[0]
+    requests = sum(p.requests for p in parts)
+    rate = sum(p.requests_per_s for p in parts)
+    # The duration over which the summed rate holds (each one's, when they are equal, as wrk's are).
+    duration = requests / rate if rate > 0 else max(p.duration_s for p in parts)
+    errors = {k: sum(p.errors.get(k, 0) for p in parts) for k in ERROR_KINDS}
+    answered = [p for p in parts if p.requests and p.latency_us.get("mean") is not None]
+    latency: dict[str, float | None] = dict.fromkeys(("min", "mean", "stdev", *PERCENTILES.values(), "max"))
+    if answered:
+        for name in (*PERCENTILES.values(), "max"):
+            values = [p.latency_us.get(name) for p in answered if p.latency_us.get(name) is not None]
+            latency[name] = max(values) if values else None  # type: ignore[type-var]
+        lows = [p.latency_us["min"] for p in answered if p.latency_us.get("min") is not None]
+        latency["min"] = min(lows) if lows else None  # type: ignore[type-var]
+        count = sum(p.requests for p in answered)
+        mean = sum(p.requests * (p.latency_us["mean"] or 0.0) for p in answered) / count
+        latency["mean"] = round(mean, 2)
+        if all(p.latency_us.get("stdev") is not None for p in answered):
+            variance = (
+                sum(
+                    p.requests * ((p.latency_us["stdev"] or 0.0) ** 2 + ((p.latency_us["mean"] or 0.0) - mean) ** 2)
+                    for p in answered
+                )
+                / count
+            )
+            latency["stdev"] = round(variance**0.5, 2)
+    return WrkResult(
+        duration_s=duration,
+        requests=requests,
+        bytes=sum(p.bytes for p in parts),
+        errors=errors,
+        latency_us=latency,
+    )

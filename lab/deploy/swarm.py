@@ -227,3 +227,24 @@ def database(settings: Settings, node: Target, name: str) -> remote.RemoteDataba
             hint="the database runs on the node labelled framework-lab.database=true: name that one first",
         )
     return remote.RemoteDatabase(settings.state_dir, node, found[0])
+
+
+# -- a node's own tasks, from its engine (lab bench through the swarm) ------------------------------------------
+
+STACK_LABEL = "com.docker.stack.namespace"  # on every task's container of the stack
+SERVICE_LABEL = "com.docker.swarm.service.name"
+
+
+def task_filters(project: str = PROJECT) -> dict[str, str]:
+    """The engine's filter for the stack's task containers running on a node."""
+    return {"label": f"{STACK_LABEL}={project}"}
+
+
+def task_service(labels: Mapping[str, str], project: str = PROJECT) -> str:
+    """A task container's service as the stack file names it ('framework-lab_nginx' -> 'nginx'), '' for none."""
+    return labels.get(SERVICE_LABEL, "").removeprefix(f"{project}_")
+
+
+def running(rows: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+    """The rows of parse_ps whose task runs (not still starting, not failed)."""
+    return [dict(r) for r in rows if r["state"].startswith("Running")]
