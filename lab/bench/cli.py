@@ -7,6 +7,7 @@ lab bench report RESULTS.json
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import sys
@@ -29,12 +30,12 @@ from lab.bench import hold as holdlib
 from lab.bench import plan, report, results, tables, wrk
 from lab.bench.plan import CEILING, Options
 from lab.bench.runner import Bench, Interrupted, Outcome
-from lab.bench.site import HostSite, LocalSite
+from lab.bench.site import HostSite, LocalSite, SwarmSite
 from lab.deploy import hostengine
 from lab.deploy import target as targetlib
 from lab.errors import Exit, LabError
 from lab.local import Lab
-from lab.options import HostOption, KeyOption, VmOption, default_vm_name
+from lab.options import HostsOption, InventoryOption, KeyOption, VmsOption, default_vm_name
 
 
 class _RunByDefault(TyperGroup):
@@ -125,16 +126,26 @@ def run(
         Path | None,
         typer.Option("--out", help="Folder for results.json and the reports (default bench-results/<time>)."),
     ] = None,
-    host: HostOption = None,
+    host: HostsOption = None,
     key: KeyOption = None,
-    vm: VmOption = None,
+    vm: VmsOption = None,
+    inventory: InventoryOption = None,
+    swarm: Annotated[
+        bool,
+        typer.Option(
+            "--swarm",
+            help="The servers are a swarm (implied by several): one wrk per node at once, from this machine, "
+            "against each node's nginx.",
+        ),
+    ] = False,
 ) -> None:
     """Measure the frameworks, the baselines (bare apps, plaintext and json only) and the ceiling (nginx
     alone); write results.json, report.md, report.html (with each framework's overhead over its baseline).
 
     A warm-up, then wrk per framework, test and concurrency. Only frameworks that pass `lab verify`
     (without the database-stop check) are measured. Ctrl-C stops and keeps what was measured.
-    With --host/--vm: the frameworks deployed on that host, with wrk on the host (see docs/bench.md)."""
+    With --host/--vm: the frameworks deployed on that host, with wrk on the host; with several (or --inventory,
+    or --swarm): the swarm they make, one wrk per node from this machine (see docs/bench.md)."""
     chosen = plan.parse_tests(tests)
     load_tests = [t for t in chosen if t != plan.HOLD]
     hold = None
@@ -164,12 +175,20 @@ def run(
     lab = Lab.load(settingslib.load(), console)
     # Unknown names fail before anything starts.
     plan.server_blocks(stacklib.select(lab.stacks, options.frameworks), options.servers)
-    target = targetlib.resolve(lab.settings.state_dir, host, key, vm, required=False)
+    targets = targetlib.resolve_many(lab.settings.state_dir, host, key, vm, required=False, inventory=inventory)
+    if swarm and not targets:
+        raise LabError("--swarm: name its servers with --vm, --host or --inventory", Exit.USAGE)
+    if swarm or len(targets) > 1:
+        plan.check_swarm(options, len(targets))  # before any SSH: a usage error costs nothing
     try:
-        if target is None:
+        if not targets:
             outcome = Bench(lab, LocalSite(lab, console), options, console).run()
+        elif swarm or len(targets) > 1:
+            with contextlib.ExitStack() as stack:  # every node's engine, each tunnel closed after
+                engines = [stack.enter_context(hostengine.connect(lab.settings.state_dir, t)) for t in targets]
+                outcome = Bench(lab, SwarmSite(lab, console, engines), options, console).run()
         else:
-            with hostengine.connect(lab.settings.state_dir, target) as host_engine:
+            with hostengine.connect(lab.settings.state_dir, targets[0]) as host_engine:
                 outcome = Bench(lab, HostSite(lab, console, host_engine), options, console).run()
     except Interrupted as stop:
         _print_outcome(stop.outcome)

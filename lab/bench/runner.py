@@ -1,7 +1,9 @@
-"""`lab bench`: start (or find, on a deployed host) and verify the frameworks, then run wrk in a
-container on the lab's own network against each framework (and nginx's ceiling), reading the
+"""`lab bench`: start (or find, on a deployed host or a swarm) and verify the frameworks, then run wrk
+in a container on the lab's own network against each framework (and nginx's ceiling), reading the
 CPU time the app, nginx and PostgreSQL used from the engine before and after each run. Where it
-runs, this machine or a host, is a Site (lab.bench.site); the progress bar is lab.bench.progress,
+runs, this machine, a host or a swarm, is a Site (lab.bench.site): on a swarm one wrk per node at once,
+their figures merged into the run (lab.bench.wrk.merge), the CPU summed over every task of a role on
+every node. The progress bar is lab.bench.progress,
 the results document is built by lab.bench.document and rendered by lab.bench.report.
 
 results.json is rewritten after every run, so whatever happens, what was measured is kept.
@@ -13,6 +15,8 @@ import contextlib
 import importlib.metadata
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,12 +37,11 @@ from lab.bench import hold as holdlib
 from lab.bench.format import scheme_label
 from lab.bench.plan import CEILING, Options, Step
 from lab.bench.progress import RunProgress
-from lab.bench.site import Site
+from lab.bench.site import Site, SwarmSite
 from lab.errors import Exit, LabError
 from lab.local import Lab
 from lab.stacks import Stack
 from lab.verify.contract import FAIL
-from lab.verify.database import ContainerDatabase
 
 HARD_MARGIN_S = 30  # a wrk container still running this long after its duration is killed
 LABEL = "framework-lab.bench"
@@ -74,7 +77,8 @@ class Bench:
         self.project = site.project
         self.folder = options.out or default_folder(self.settings.root)
         self.client: docker.DockerClient = site.client
-        self.containers: dict[str, Any] = {}
+        self.containers: dict[str, Any] = {}  # per service, its (first) container: versions, memory, workers
+        self.tasks: dict[str, list[Any]] = {}  # per service, every container (a swarm: one per task, every node)
         self.document: dict[str, Any] = {}
         self.wrk_image = ""
         self.base_image = ""
@@ -92,17 +96,22 @@ class Bench:
     def base_url(self) -> str:
         return f"http://{self.lab.proxy.name}:{self.lab.proxy.port}"
 
+    @property
+    def label(self) -> str:
+        """The value of LABEL on our wrk containers: the project, or a swarm's (this machine may bench its own
+        lab of the same project name meanwhile: neither removes the other's)."""
+        return f"{self.project}@{self.site.host}" if self.site.swarm else self.project
+
     def remove_leftovers(self, client: docker.DockerClient) -> None:
         """wrk containers of this project that a killed bench left behind (only ours carry the label)."""
-        for container in client.containers.list(all=True, filters={"label": f"{LABEL}={self.project}"}):
+        for container in client.containers.list(all=True, filters={"label": f"{LABEL}={self.label}"}):
             with contextlib.suppress(docker.errors.DockerException):
                 container.remove(force=True)
 
-    def find_containers(self, client: docker.DockerClient) -> dict[str, Any]:
-        found = {}
-        for container in engine.lab_containers(client, self.project, all=False):
-            found[engine.service_of(container)] = container
-        return found
+    def find_containers(self) -> dict[str, Any]:
+        """Each service's containers (self.tasks) and the first of each."""
+        self.tasks = self.site.containers()
+        return {service: found[0] for service, found in self.tasks.items()}
 
     def restart(self, app: Stack) -> float:
         """Restart one framework and wait until it is healthy (lab.rollout's probe, as `lab up` waits) and
@@ -131,8 +140,7 @@ class Bench:
             text = probe.exec_text(proxy, ["nginx", "-v"])
             found["nginx"] = text.rsplit("/", 1)[-1] if "/" in text else text
         try:
-            db = ContainerDatabase(client, self.project, self.lab.database.name)
-            found["postgres"] = db.query("SHOW server_version")[0][0]
+            found["postgres"] = self.site.database().query("SHOW server_version")[0][0]
         except (LabError, IndexError, docker.errors.DockerException):
             found["postgres"] = ""
         _, output, _ = self.run_wrk(["--version"], timeout=30)
@@ -145,9 +153,9 @@ class Bench:
     def run_wrk(
         self, args: list[str], timeout: float, entrypoint: list[str] | None = None
     ) -> tuple[int | None, str, list[str]]:
-        """Run the wrk image with args on the lab's network (wrk, or another entrypoint of the image:
-        the hold client); (exit code, output, problems). The container is removed whatever happens
-        (also on Ctrl-C)."""
+        """Run the wrk image with args on the lab's network (on a swarm: this machine's host network) (wrk,
+        or another entrypoint of the image: the hold client); (exit code, output, problems). The container
+        is removed whatever happens (also on Ctrl-C)."""
         problems: list[str] = []
         load_cpus = self.options.cpuset.text("load") if self.options.cpuset else None
         container = self.client.containers.run(
@@ -157,12 +165,12 @@ class Bench:
             detach=True,
             cpuset_cpus=load_cpus,
             name=f"{self.project}-bench-wrk-{uuid.uuid4().hex[:8]}",
-            network=self.network,
-            labels={LABEL: self.project},
+            labels={LABEL: self.label},
             read_only=True,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
             ulimits=tool_ulimits(stacklib.one(self.lab.stacks, "tool")),
+            **self.site.wrk_network(),
         )
         try:
             if self.pinning is not None and "wrk" not in self.pinning.pinned:  # read back once, as the servers'
@@ -180,36 +188,102 @@ class Bench:
                 container.remove(force=True)
         return code, output, problems
 
+    def watched(self, target: str) -> dict[str, Any]:
+        """The containers whose CPU a run counts, keyed ROLE/N: every task of the app (none for the
+        ceiling), of nginx and of PostgreSQL (one each here and on a host; on a swarm every replica, every
+        node's nginx); a role with no container is ROLE: None."""
+        services = {
+            "app": plan.framework_of(target) if target != CEILING else None,
+            "nginx": self.lab.proxy.name,
+            "postgres": self.lab.database.name,
+        }
+        found: dict[str, Any] = {}
+        for role, service in services.items():
+            tasks = self.tasks.get(service, []) if service else []
+            found |= {f"{role}/{i}": c for i, c in enumerate(tasks)} if tasks else {role: None}
+        return found
+
     def measure(self, step: Step) -> dict[str, Any]:
         app = self.containers.get(plan.framework_of(step.target)) if step.target != CEILING else None
-        watched = {
-            "app": app,
-            "nginx": self.containers.get(self.lab.proxy.name),
-            "postgres": self.containers.get(self.lab.database.name),
-        }
+        watched = self.watched(step.target)
         # Over HTTPS wrk does not verify nginx's certificate (the lab CA's, for another name): it
-        # measures the TLS work, not trust, and it reaches the one nginx on this network by name.
-        url = plan.url(step, self.lab.proxy.name, plan.listen_ports(self.lab.proxy))
-        cpus = self.document["machine"]["docker"]["cpus"] or 1
+        # measures the TLS work, not trust. Here and on a host it reaches the one nginx on the lab's
+        # network by name; on a swarm one wrk per node reaches that node's nginx as published.
+        endpoints = self.site.endpoints(step)
+        shares = plan.split(step.concurrency, len(endpoints))
+        cpus = self.site.load_cpus or self.document["machine"]["docker"]["cpus"] or 1
         if self.options.cpuset:  # wrk's threads: the CPUs it may run on
             cpus = len(self.options.cpuset.load)
-        threads = self.options.threads or wrk.threads_for(step.concurrency, cpus)
-        args = wrk.argv(url, step.concurrency, step.duration, threads, self.options.timeout)
+        threads = [self.options.threads or wrk.threads_for(share, cpus) for share in shares]
         local = self.site.local
         before, self.counters = probe.cpu_now(watched, local)
         started = documentlib.now()
         sampler = probe.MemorySampler(None if step.warmup else app, max(1.0, step.duration / 5), local)
+
+        def load(index: int) -> tuple[int | None, str, list[str]]:
+            args = wrk.argv(endpoints[index][1], shares[index], step.duration, threads[index], self.options.timeout)
+            return self.run_wrk(args, timeout=step.duration + HARD_MARGIN_S)
+
         with sampler:
-            code, output, problems = self.run_wrk(args, timeout=step.duration + HARD_MARGIN_S)
+            loads = [load(0)] if len(endpoints) == 1 else self.at_once(load, len(endpoints))
         after, _ = probe.cpu_now(watched, local)
-        try:
-            result: wrk.WrkResult | None = wrk.parse(output)
-        except (wrk.WrkOutputError, ValueError, KeyError) as exc:
-            result = None
-            problems.append(str(exc))
+        parsed: list[wrk.WrkResult | None] = []
+        problems: list[str] = []
+        for (node, _url), (_code, output, trouble) in zip(endpoints, loads, strict=True):
+            where = f"{node}: " if node else ""
+            problems += [where + p for p in trouble]
+            try:
+                parsed.append(wrk.parse(output))
+            except (wrk.WrkOutputError, ValueError, KeyError) as exc:
+                parsed.append(None)
+                problems.append(where + str(exc))
+        figures = [r for r in parsed if r is not None]
+        result = wrk.merge(figures) if figures else None
+        code = results.merged_exit(c for c, _, _ in loads)
+        nodes = None
+        if self.site.swarm:
+            nodes = [
+                results.node_record(str(node), url, share, count, part, c)
+                for (node, url), share, count, part, (c, _, _) in zip(
+                    endpoints, shares, threads, parsed, loads, strict=True
+                )
+            ]
+            # Where the errors were (the run's own problems are the sums); a node without figures said why above.
+            problems += [
+                f"{n['node']}: {p}"
+                for n, part in zip(nodes, parsed, strict=True)
+                if part is not None
+                for p in n["problems"]
+            ]
+            if result is not None and len(figures) < len(endpoints):
+                problems.append(f"{len(endpoints) - len(figures)} of {len(endpoints)} nodes' wrk gave no figures")
+        url = ", ".join(u for _, u in endpoints)
         return results.run_record(
-            step, url, started, threads, result, code, probe.cpu_delta_s(before, after), sampler.peak, problems
+            step,
+            url,
+            started,
+            max(threads),
+            result,
+            code,
+            probe.sum_roles(probe.cpu_delta_s(before, after)),
+            sampler.peak,
+            problems,
+            nodes,
         )
+
+    def at_once(
+        self, load: Callable[[int], tuple[int | None, str, list[str]]], count: int
+    ) -> list[tuple[int | None, str, list[str]]]:
+        """load(0) … load(count - 1) side by side (a swarm's wrk, one per node). On Ctrl-C every wrk
+        container of ours is removed at once, so the other threads' waits end too."""
+        pool = ThreadPoolExecutor(max_workers=count)
+        try:
+            return list(pool.map(load, range(count)))
+        except KeyboardInterrupt:
+            self.remove_leftovers(self.client)
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
     def measure_hold(self, step: Step) -> dict[str, Any]:
         """The many-connections test of one target (lab.bench.hold): a framework at its app container
@@ -252,6 +326,8 @@ class Bench:
         client = self.client
         apps = stacklib.select(self.lab.stacks, options.frameworks)
         blocks = plan.server_blocks(apps, options.servers)
+        if isinstance(self.site, SwarmSite):  # the cli checks it first; a caller of its own too
+            plan.check_swarm(options, len(self.site.nodes))
         if options.servers and not self.site.local:
             raise LabError("--servers: only on this machine's lab for now", Exit.USAGE, hint="drop --host/--vm")
         planned = sum(
@@ -272,7 +348,7 @@ class Bench:
                     # By ID: a build of the same tag meanwhile (another checkout's bench) cannot swap it mid-bench.
                     self.wrk_image, self.base_image = client.images.get(tool.image).id, tool.base_image
                     self.remove_leftovers(client)
-                self.containers = self.find_containers(client)
+                self.containers = self.find_containers()
                 if self.pinning is not None:  # every server the lab runs, before it is verified and measured
                     self.pinning.pin(self.containers.values())
                 measured = self.prepare_block(client, block, server, planned, not_measured)
@@ -329,7 +405,7 @@ class Bench:
         for app in apps:
             if self.options.restart:  # timed by the probe (0.25 s), not read from the engine's health log (3 s)
                 startup[app.name] = (round(self.restart(app), 3), "")
-                self.containers = self.find_containers(client)
+                self.containers = self.find_containers()
             else:
                 startup[app.name] = probe.startup_seconds(self.containers[app.name].attrs)
         verdicts = self.verify(apps)
@@ -465,10 +541,14 @@ class Bench:
             "host": self.site.host,
             "where": self.site.where,
             "network": self.network,
-            "base_url": self.base_url,
+            "base_url": ", ".join(n.url for n in self.site.nodes)
+            if isinstance(self.site, SwarmSite)
+            else self.base_url,
             "cpu_counters": self.counters,
+            "load_cpus": self.site.load_cpus,
+            "load_from": self.site.load_from,
         }
-        return documentlib.header(
+        document = documentlib.header(
             self.options,
             place=place,
             git=machine.git(self.settings.root),
@@ -479,6 +559,9 @@ class Bench:
             planned=planned,
             baselines=baselines,
         )
+        if isinstance(self.site, SwarmSite):
+            document["swarm"] = self.site.record()
+        return document
 
     def unpin(self) -> None:
         """`--cpuset`: give the servers their CPUs back (once), and say so in the document."""
@@ -490,6 +573,11 @@ class Bench:
             self.save()  # the record says whether they were
 
     def finish(self, complete: bool, interrupted: bool = False) -> None:
+        record = self.document.get("swarm")
+        if isinstance(self.site, SwarmSite) and record is not None:  # a task moved or replaced meanwhile?
+            with contextlib.suppress(LabError):
+                now = documentlib.placement(self.site.tasks())
+                record["moved"] = now != documentlib.placement(record["tasks"])
         documentlib.finish(self.document, complete, interrupted)
         self.save()
         report.write(self.document, self.folder)
