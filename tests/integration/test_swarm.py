@@ -9,11 +9,11 @@ made: the test then finds them up and redeploys; they are removed at the end too
 
 What it holds the lab to (issue 14): any node's port 80 serves every framework as soon as the deploy returns;
 `lab ps` shows where each task runs; a redeploy with no change updates no service and changes no task; `lab
-verify` through every node with testinfra on each; `lab scale`; a rolling update under load fails no request; a
-broken image is rolled back by the swarm itself, the deploy exits non-zero and no request fails; a worker lost:
-its tasks move and the contract passes through the other nodes within 60 s. The figures (fresh stand-ins to all
-healthy, rolling update, node-loss recovery, the requests that failed meanwhile) are printed and written to
-.lab/swarm/figures.json.
+verify` through every node with testinfra on each; `lab scale`; `lab bench` through every node; a rolling update
+under load fails no request; a broken image is rolled back by the swarm itself, the deploy exits non-zero and no
+request fails; a worker lost: its tasks move and the contract passes through the other nodes within 60 s. The
+figures (fresh stand-ins to all healthy, the bench, rolling update, node-loss recovery, the requests that failed
+meanwhile) are printed and written to .lab/swarm/figures.json.
 
 LAB_TEST_SWARM_FRAMEWORKS (default "flask bottle") names the frameworks it deploys; the first is the one
 scaled, updated, broken and moved.
@@ -250,6 +250,43 @@ def test_scale(swarm, home):
     again = run(home, "deploy", "--swarm", *VMS, *FRAMEWORKS)  # the deploy keeps the scale
     assert again.returncode == 0 and "0 updated" in again.stdout, again.stdout
     assert len(running(tasks(home), FW)) == 3
+
+
+def test_bench_through_every_node(swarm, home, tmp_path):
+    """`lab bench` through the swarm (after the scale: 3 replicas of FW, one wrk per node at once from this
+    machine): about 16 s of load (2 tests x (FW and the ceiling) x (a 1 s warm-up and a 3 s run)), verified first
+    through every node. Every node's nginx got load, no run had errors, the swarm is in the results and the
+    report, and the CPU of every task was read."""
+    from lab.bench import results as bench_results
+
+    out = tmp_path / "bench"
+    started = time.monotonic()
+    args = ["--tests", "plaintext,json", "--duration", "3", "--concurrency", "16", "--out", str(out)]
+    result = run(home, "bench", *VMS, FW, *args, timeout=900)
+    FIGURES["bench through 3 nodes, 2 tests, 3 s runs (s)"] = round(time.monotonic() - started, 1)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    document = bench_results.load(out / "results.json")  # checked against the schema
+    swarm_record = document["swarm"]
+    assert swarm_record["manager"] == NODES[0] and [n["name"] for n in swarm_record["nodes"]] == NODES
+    assert swarm_record["replicas"][FW] == 3 and swarm_record["replicas"]["nginx"] == 3
+    assert swarm_record["moved"] is False
+    problems = [(r["target"], r["test"], r["problems"]) for r in document["runs"] if not r["ok"]]
+    assert not problems, problems
+    measured = [r for r in document["runs"] if not r["warmup"]]
+    assert {(r["target"], r["test"]) for r in measured} == {
+        (t, x) for t in (FW, "ceiling") for x in ("plaintext", "json")
+    }
+    for run_record in measured:
+        assert [n["node"] for n in run_record["nodes"]] == NODES
+        assert all(n["requests"] and n["connections"] for n in run_record["nodes"]), run_record["nodes"]
+        assert run_record["cpu_s"]["nginx"] is not None
+    assert all(r["cpu_s"]["app"] for r in measured if r["target"] == FW)  # every replica's, summed
+    FIGURES["bench through 3 nodes, plaintext req/s"] = next(
+        c["requests_per_s"]["median"] for c in document["cells"] if (c["target"], c["test"]) == (FW, "plaintext")
+    )
+    report = (out / "report.md").read_text()
+    assert "## Swarm" in report and all(node in report for node in NODES)
+    assert "<h2>Swarm</h2>" in (out / "report.html").read_text()
 
 
 def test_a_rolling_update_under_load_fails_no_request(swarm, home):
