@@ -207,7 +207,7 @@ def swarm_rows(document: dict[str, Any]) -> list[list[str]]:
 
 
 def swarm_replicas(document: dict[str, Any]) -> str:
-    """'flask ×3, nginx ×3, postgres ×1': the running tasks per service at the start."""
+    """'NAME ×3, nginx ×3, postgres ×1': the running tasks per service at the start."""
     return ", ".join(f"{service} ×{count}" for service, count in document["swarm"]["replicas"].items())
 
 
