@@ -21,12 +21,13 @@ scaled, updated, broken and moved.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +37,7 @@ import docker
 import pytest
 
 from lab import stackfile
+from lab.load import CountedLoad, Tally
 from tests.integration.conftest import remove_standins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,42 +90,41 @@ def get(port: int, path: str, timeout: float = 10) -> int:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return 0
 
 
 class Load:
-    """Requests in a loop through the given nodes' nginx, counted; bounded by `seconds`."""
+    """Counted load (lab.load, keep-alive, no retry) through each of the given nodes' nginx at once, summed;
+    bounded by `seconds`. A broken answer counts as a failed request, never ends the load."""
 
-    def __init__(self, ports: list[int], path: str, seconds: float = 240, threads: int = 2) -> None:
-        self.ports, self.path, self.seconds = ports, path, seconds
-        self.ok = self.failed = 0
-        self.failures: list[str] = []
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(threads)]
+    def __init__(self, ports: list[int], path: str, seconds: float = 240) -> None:
+        self.path = path
+        self.loads = {port: CountedLoad(port, [path], connections=1, duration=seconds) for port in ports}
+        self.stack = contextlib.ExitStack()
 
-    def _loop(self, offset: int) -> None:
-        deadline = time.monotonic() + self.seconds
-        i = offset
-        while not self.stopping.is_set() and time.monotonic() < deadline:
-            port = self.ports[i % len(self.ports)]
-            status = get(port, self.path)
-            if status == 200:
-                self.ok += 1
-            else:
-                self.failed += 1
-                self.failures.append(f"{time.strftime('%H:%M:%S')} :{port} -> {status}")
-            i += 1
+    def tallies(self) -> dict[int, Tally]:
+        return {port: load.tallies()[self.path] for port, load in self.loads.items()}
+
+    @property
+    def ok(self) -> int:
+        return sum(t.ok for t in self.tallies().values())
+
+    @property
+    def failed(self) -> int:
+        return sum(t.failed for t in self.tallies().values())
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{at:.1f}s :{port} {why}" for port, t in self.tallies().items() for at, why in t.failures]
 
     def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
+        for load in self.loads.values():
+            self.stack.enter_context(load)
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
 
 
 def build_image(tag: str, dockerfile: str) -> None:
