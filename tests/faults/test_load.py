@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import http.server
 import socket
-import threading
 import time
 
 import pytest
 
 from lab.load import CountedLoad
+from tests.fakes.serving import serving
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -33,13 +33,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     Handler.status = 200
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd.server_address[1]
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Handler) as port:
+        yield port
 
 
 def test_counts_successes_and_failures_per_url_and_when_it_recovered(server):

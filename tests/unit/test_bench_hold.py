@@ -8,10 +8,9 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from typer.testing import CliRunner
@@ -23,6 +22,7 @@ from lab.bench.plan import CEILING, Step
 from lab.bench.runner import tool_ulimits
 from lab.errors import Exit, LabError
 from lab.settings import Settings
+from tests.fakes.serving import serving
 from tests.unit.test_bench import _mounted, make_document
 
 # -- the limits -----------------------------------------------------------------------------------
@@ -129,19 +129,6 @@ class _Closing(_KeepAlive):
 
 
 @contextmanager
-def _server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextmanager
 def _deaf() -> Iterator[int]:
     """A listener that never accepts: the kernel completes the handshakes (its backlog), nobody answers."""
     listener = socket.socket()
@@ -165,8 +152,8 @@ def _run_client(root, port: int, path: str = "/plaintext", connections: int = 40
     return hold.parse(done.stdout)
 
 
-def test_the_client_holds_every_connection_of_a_keep_alive_server(root):
-    with _server(_KeepAlive) as port:
+def test_the_client_holds_every_connection_of_a_keep_aliveserving(root):
+    with serving(_KeepAlive) as port:
         result = _run_client(root, port)
     assert result.outcomes == {"held": 40, "failed_open": 0, "closed": 0, "reset": 0, "unanswered": 0, "error": 0}
     assert result.opened == result.open_after_ramp == result.open_before_sweep == 40
@@ -176,14 +163,14 @@ def test_the_client_holds_every_connection_of_a_keep_alive_server(root):
 
 
 def test_the_client_tells_closed_unanswered_refused_and_error_apart(root):
-    with _server(_Closing) as port:
+    with serving(_Closing) as port:
         closed = _run_client(root, port)
     assert (closed.held, closed.outcomes["closed"], closed.answered) == (0, 40, 40)
     with _deaf() as port:
         deaf = _run_client(root, port, connections=10)
     assert (deaf.opened, deaf.held, deaf.outcomes["unanswered"], deaf.answered) == (10, 0, 10, 0)
     assert deaf.latency_us["p99"] is None
-    with _server(_KeepAlive) as port:
+    with serving(_KeepAlive) as port:
         errors = _run_client(root, port, path="/missing", connections=5)
     assert errors.outcomes["error"] == 5
     with _deaf() as port:

@@ -3,13 +3,10 @@ each check shown passing on a good server and failing on the fault it is for."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import http.server
 import ssl
-import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ import pytest
 from lab import tls
 from lab.verify import tls as checks
 from lab.verify.contract import FAIL, PASS, WARN
+from tests.fakes.serving import serving
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -38,22 +36,6 @@ def _handler(headers: dict[str, str], redirect_to: str | None = None):
             pass
 
     return Handler
-
-
-@contextlib.contextmanager
-def serve(handler, context: ssl.SSLContext | None = None) -> Iterator[int]:
-    """An HTTP(S) server on 127.0.0.1 in a thread; its port. Stopped and closed on the way out."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    if context is not None:
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture
@@ -82,7 +64,7 @@ def promise(port: int, ca: tls.Authority, **kwargs) -> checks.Promise:
 
 
 def test_a_good_server_passes_every_check(tmp_path, ca):
-    with serve(_handler({}), server_context(tmp_path, ca, ["localhost", "127.0.0.1"])) as port:
+    with serving(_handler({}), server_context(tmp_path, ca, ["localhost", "127.0.0.1"])) as port:
         results = by_check(checks.check(promise(port, ca)))
     assert results == {
         "chain": (PASS, ""),
@@ -96,7 +78,7 @@ def test_a_good_server_passes_every_check(tmp_path, ca):
 
 def test_a_certificate_from_another_ca_fails_the_chain_only(tmp_path, ca):
     stranger, _ = tls.ensure_ca(tmp_path / "stranger")
-    with serve(_handler({}), server_context(tmp_path, stranger, ["localhost", "127.0.0.1"])) as port:
+    with serving(_handler({}), server_context(tmp_path, stranger, ["localhost", "127.0.0.1"])) as port:
         results = by_check(checks.check(promise(port, ca)))
     assert results["chain"][0] == FAIL and "unable to get local issuer certificate" in results["chain"][1]
     assert {k: v[0] for k, v in results.items() if k != "chain"} == dict.fromkeys(
@@ -105,7 +87,7 @@ def test_a_certificate_from_another_ca_fails_the_chain_only(tmp_path, ca):
 
 
 def test_a_certificate_for_another_host_fails_the_hostname_check(tmp_path, ca):
-    with serve(_handler({}), server_context(tmp_path, ca, ["other.example", "192.0.2.9"])) as port:
+    with serving(_handler({}), server_context(tmp_path, ca, ["other.example", "192.0.2.9"])) as port:
         results = by_check(checks.check(promise(port, ca)))
     assert results["chain"] == (PASS, "")
     assert results["hostname"] == (FAIL, "not valid for localhost, 127.0.0.1 (it is for 192.0.2.9, other.example)")
@@ -113,7 +95,7 @@ def test_a_certificate_for_another_host_fails_the_hostname_check(tmp_path, ca):
 
 def test_an_expired_certificate_fails_expiry_and_chain(tmp_path, ca):
     context = server_context(tmp_path, ca, ["localhost", "127.0.0.1"], now=NOW - dt.timedelta(days=400))
-    with serve(_handler({}), context) as port:
+    with serving(_handler({}), context) as port:
         results = by_check(checks.check(promise(port, ca)))
     assert results["expiry"][0] == FAIL and "days (less than 14)" in results["expiry"][1]
     assert results["chain"][0] == FAIL and "certificate has expired" in results["chain"][1]
@@ -121,7 +103,7 @@ def test_an_expired_certificate_fails_expiry_and_chain(tmp_path, ca):
 
 @pytest.mark.parametrize(("days", "status"), [(10, FAIL), (20, WARN), (40, PASS)])
 def test_expiry_fails_below_14_days_and_warns_below_30(tmp_path, ca, days, status):
-    with serve(_handler({}), server_context(tmp_path, ca, ["localhost", "127.0.0.1"], days=days)) as port:
+    with serving(_handler({}), server_context(tmp_path, ca, ["localhost", "127.0.0.1"], days=days)) as port:
         assert by_check(checks.check(promise(port, ca)))["expiry"][0] == status
 
 
@@ -131,7 +113,7 @@ def test_a_server_that_offers_tls_1_1_fails(tmp_path, ca):
         warnings.simplefilter("ignore", DeprecationWarning)
         context.minimum_version = ssl.TLSVersion.TLSv1_1
     context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 offers TLS 1.1 only at level 0
-    with serve(_handler({}), context) as port:
+    with serving(_handler({}), context) as port:
         results = by_check(checks.check(promise(port, ca)))
     assert results["TLS 1.1 refused"] == (FAIL, "the server accepts TLSv1.1")
     assert results["TLS 1.0 refused"] == (PASS, "")
@@ -140,33 +122,33 @@ def test_a_server_that_offers_tls_1_1_fails(tmp_path, ca):
 
 def test_hsts_is_required_where_promised_and_refused_where_not(tmp_path, ca):
     context = server_context(tmp_path, ca, ["localhost", "127.0.0.1"])
-    with serve(_handler({}), context) as port:
+    with serving(_handler({}), context) as port:
         assert by_check(checks.check(promise(port, ca, hsts=True)))["HSTS"] == (FAIL, "no HSTS")
-    with serve(_handler({"Strict-Transport-Security": "max-age=300"}), context) as port:
+    with serving(_handler({"Strict-Transport-Security": "max-age=300"}), context) as port:
         status, reason = by_check(checks.check(promise(port, ca, hsts=True)))["HSTS"]
         assert status == FAIL and "at least 31536000" in reason
         assert by_check(checks.check(promise(port, ca)))["no HSTS"][0] == FAIL  # a lab CA's certificate
-    with serve(_handler({"Strict-Transport-Security": "max-age=63072000; includeSubDomains"}), context) as port:
+    with serving(_handler({"Strict-Transport-Security": "max-age=63072000; includeSubDomains"}), context) as port:
         assert by_check(checks.check(promise(port, ca, hsts=True)))["HSTS"] == (PASS, "")
 
 
 def test_http_must_redirect_to_https_except_the_acme_challenge(tmp_path, ca):
     context = server_context(tmp_path, ca, ["localhost", "127.0.0.1"])
-    with serve(_handler({}), context) as tls_port:
-        with serve(_handler({}, redirect_to="https://localhost")) as http_port:
+    with serving(_handler({}), context) as tls_port:
+        with serving(_handler({}, redirect_to="https://localhost")) as http_port:
             results = by_check(checks.check(promise(tls_port, ca, redirect_port=http_port)))
         assert results["HTTP redirects"] == (PASS, "")
         assert results["ACME path not redirected"] == (PASS, "")
-        with serve(_handler({})) as http_port:  # answers over HTTP instead
+        with serving(_handler({})) as http_port:  # answers over HTTP instead
             results = by_check(checks.check(promise(tls_port, ca, redirect_port=http_port)))
         assert results["HTTP redirects"][0] == FAIL and results["HTTP redirects"][1].startswith("200 to ''")
-        with serve(_handler({}, redirect_to="https://elsewhere.example")) as http_port:
+        with serving(_handler({}, redirect_to="https://elsewhere.example")) as http_port:
             results = by_check(checks.check(promise(tls_port, ca, redirect_port=http_port)))
         assert results["HTTP redirects"][0] == FAIL
 
 
 def test_nothing_listening_is_one_failure(ca):
-    with serve(_handler({})) as port:
+    with serving(_handler({})) as port:
         pass  # closed again: nothing listens there now
     results = checks.check(promise(port, ca))
     assert [(r.check, r.status) for r in results] == [("tls: handshake", FAIL)]
@@ -188,7 +170,7 @@ def test_a_deployed_host_is_checked_for_its_own_address(tmp_path):
 
     settings = Settings(root=tmp_path)  # the lab CA of a checkout at tmp_path
     lab_ca, _ = tls.ensure_ca(settings.ca_dir)
-    with serve(_handler({}), server_context(tmp_path, lab_ca, ["127.0.0.1"])) as port:
+    with serving(_handler({}), server_context(tmp_path, lab_ca, ["127.0.0.1"])) as port:
         results = by_check(checks.for_target(settings, Target("lab", "127.0.0.1", 22, https_port=port)))
     assert {k: v[0] for k, v in results.items()} == dict.fromkeys(
         ["chain", "hostname", "TLS 1.0 refused", "TLS 1.1 refused", "expiry", "no HSTS"], PASS
