@@ -180,6 +180,25 @@ def renew_under_load(
     return before, after, seconds, load.tallies()
 
 
+def check_renewal_under_load(
+    on_vm: Callable[[str], subprocess.CompletedProcess],
+    root: Path,
+    port: int,
+    domain: str,
+    paths: list[str],
+    issued: x509.Certificate,
+) -> None:
+    """renew_under_load, held to what it promises: the issued certificate was served before, a new one for the
+    domain after, every path answered meanwhile and no request failed; the figures printed."""
+    old, new, renewal, tallies = renew_under_load(on_vm, root, port, domain, paths)
+    report = {p: (t.ok, t.failed, t.reasons()) for p, t in tallies.items()}
+    print(f"renewal by certbot.service under HTTPS keep-alive load: {renewal:.1f}s, {report}")
+    assert old.serial_number == issued.serial_number
+    assert new.serial_number != issued.serial_number and tls.sans(new) == {domain}
+    assert all(t.ok > 0 for t in tallies.values()), report
+    assert sum(t.failed for t in tallies.values()) == 0, report
+
+
 def check_key_in_no_log(on_vm: Callable[[str], subprocess.CompletedProcess], domain: str, deploy_folder: Path) -> None:
     """The certificate's key (a line of it) is in no log on the host (nginx's, certbot's, the journal) and in no
     file of the deploy's folder here (Ansible's artifacts)."""
