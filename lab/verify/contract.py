@@ -17,6 +17,11 @@ from typing import Protocol
 from lab.verify.http import Response, get
 
 FETCH_TIMEOUT = 60.0  # seconds one request of the verifier may take
+# A plaintext that never once answers within this many seconds ends at a timeout, not when the app is
+# done: the usual cause is a body with neither Content-Length nor chunks on a keep-alive socket, which
+# a server that does not frame it itself ends at its socket timeout. nginx re-frames what it forwards, so
+# through it this shows only as time. Best of three, so a busy machine's one slow answer is no failure.
+PROMPT_SECONDS = 2.0
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 EXTRA_FORTUNE = (0, "Additional fortune added at request time.")
@@ -334,6 +339,22 @@ def check_dates(checkers: list[Checker]) -> None:
         )
 
 
+def check_prompt(checker: Checker, tries: int = 3, within: float = PROMPT_SECONDS) -> None:
+    """/plaintext answers within `within` seconds at least once in `tries` (the first plaintext counts)."""
+    answers = [checker.first_plaintext] if checker.first_plaintext else []
+    while len(answers) < tries:
+        answers.append(checker.fetch("/plaintext"))
+    best = min(answers, key=lambda r: r.seconds)
+    checker.ok(
+        "plaintext: prompt",
+        best.seconds < within,
+        f"the fastest of {tries} answers took {best.seconds:.1f} s: a response that ends"
+        " only at the server's timeout, most often one with neither Content-Length nor chunks on a keep-alive"
+        " connection",
+        best.url,
+    )
+
+
 def check_health_follows_database(
     checkers: list[Checker], db: Database, timeout: float = 60, bare: Collection[Checker] = ()
 ) -> None:
@@ -382,6 +403,8 @@ def verify(
         progress(framework)
         checkers.append(verify_framework(base_url, framework, db, bare=framework in bare))
     check_dates(checkers)
+    for checker in checkers:
+        check_prompt(checker)
     if restart_db:
         progress("database")
         check_health_follows_database(checkers, db, bare=[c for c in checkers if c.framework in bare])

@@ -32,6 +32,7 @@ BARE_CHECKS = [
     "json: body",
     "health: up",
     "plaintext: fresh Date",
+    "plaintext: prompt",
     "health: 200 without the database",
 ]
 

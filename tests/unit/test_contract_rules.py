@@ -1,10 +1,13 @@
 """The verifier's pure rules: row shapes, clamping counts, dates, HTML tables, reports."""
 
+import time
 import xml.etree.ElementTree as ET
+from http.server import BaseHTTPRequestHandler
 
 from lab.verify import contract, report
 from lab.verify.contract import Result
 from lab.verify.http import Response
+from tests.fakes.serving import serving
 
 
 def test_world_row_rules():
@@ -62,3 +65,45 @@ def test_reports(tmp_path):
     assert [c.find("failure").get("message") for c in suite if c.find("failure") is not None] == ["bad row"]
     table = report.summary_table(results)
     assert table.row_count == 2
+
+
+class _Undelimited(BaseHTTPRequestHandler):
+    """Answers as uWSGI's keep-alive socket answered web2py: no Content-Length, no chunks, and the
+    connection closed only at a (here short) socket timeout, which is what ends the body."""
+
+    protocol_version = "HTTP/1.1"
+    timeout_s = 0.6
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"Hello, World!")
+        self.wfile.flush()
+        time.sleep(self.timeout_s)
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+class _Delimited(_Undelimited):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "13")
+        self.end_headers()
+        self.wfile.write(b"Hello, World!")
+
+
+def test_an_answer_that_ends_only_at_the_servers_timeout_is_not_prompt():
+    for handler, prompt in ((_Undelimited, False), (_Delimited, True)):
+        with serving(handler) as port:
+            checker = contract.Checker(f"http://127.0.0.1:{port}", "fw", db=None)
+            checker.plaintext()
+            contract.check_prompt(checker, within=0.4)
+        (result,) = [r for r in checker.results if r.check == "plaintext: prompt"]
+        assert (result.status == contract.PASS) is prompt, result
+        if not prompt:
+            assert "neither Content-Length nor chunks" in result.reason
+            assert "fastest of 3 answers took 0.6 s" in result.reason

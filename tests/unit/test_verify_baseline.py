@@ -87,6 +87,7 @@ def test_a_baseline_is_checked_for_plaintext_json_and_health_only(wsgi_url):
         "json: body",
         "health: up",
         "plaintext: fresh Date",
+        "plaintext: prompt",
         "health: 200 without the database",
     ]
     assert all(r.status == contract.PASS for r in results), [r for r in results if r.status != contract.PASS]

@@ -1,4 +1,4 @@
-"""WSGI entry point for gunicorn: web2py's own gluon.main.wsgibase, served from this folder.
+"""WSGI entry point for every server: web2py's own gluon.main.wsgibase, served from this folder.
 
 This folder is the web2py folder (gluon's `web2py_path`): VERSION, routes.py, applications/.
 web2py's handlers/wsgihandler.py is not used: it changes into its own directory (site-packages
@@ -28,4 +28,26 @@ global_settings.web2py_runtime_handler = True
 
 import gluon.main  # noqa: E402  (reads VERSION and routes.py, creates missing folders)
 
-application = gluon.main.wsgibase
+
+
+def application(environ, start_response):
+    """gluon.main.wsgibase, with a Content-Length on every complete body.
+
+    gluon sends its 200s without one (only 4xx get it) and leaves framing to the server. Gunicorn
+    and Granian chunk such a body; uWSGI's keep-alive socket (http11-socket) does not, so the body
+    would end only at uWSGI's socket timeout (4 s). web2py's own uWSGI recipes speak the uwsgi
+    protocol, one connection per request, where this never shows; behind nginx over HTTP with
+    keep-alive it must be said. gluon never calls write(): it returns a list, or an iterator when it
+    streams, which keeps its framing.
+    """
+    started = []
+
+    def hold(status, headers, exc_info=None):
+        started[:] = [status, headers, exc_info]
+
+    body = gluon.main.wsgibase(environ, hold)
+    status, headers, exc_info = started
+    if isinstance(body, list) and not any(name.lower() == "content-length" for name, _ in headers):
+        headers = [*headers, ("Content-Length", str(sum(len(chunk) for chunk in body)))]
+    start_response(status, headers, exc_info)
+    return body
