@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -36,8 +38,7 @@ def startup_seconds(attrs: dict[str, Any]) -> tuple[float | None, str]:
         return None, "not started"
     if not health:
         return None, "no healthcheck"
-    interval = ((attrs.get("Config") or {}).get("Healthcheck") or {}).get("Interval") or 30_000_000_000
-    interval_s = interval / 1e9
+    interval_s = health_interval_s(attrs)
     log = []
     for entry in health.get("Log") or []:
         start, end = timestamp(entry.get("Start", "")), timestamp(entry.get("End", ""))
@@ -45,14 +46,39 @@ def startup_seconds(attrs: dict[str, Any]) -> tuple[float | None, str]:
             log.append((start, end, entry.get("ExitCode")))
     log.sort()
     if not log:
-        return None, "no health probe since the start yet"
+        return None, NO_PROBE_YET
     if (log[0][0] - started).total_seconds() > 2 * interval_s + 1:
         up = (log[-1][1] - started).total_seconds()
         return None, f"the engine's health log (last 5 probes) no longer reaches back to the start ({up:.0f}s ago)"
     for _, end, code in log:
         if code == 0:
             return round((end - started).total_seconds(), 3), ""
-    return None, "not healthy yet"
+    return None, NOT_HEALTHY_YET
+
+
+NO_PROBE_YET, NOT_HEALTHY_YET = "no health probe since the start yet", "not healthy yet"
+
+
+def health_interval_s(attrs: dict[str, Any]) -> float:
+    """The container's healthcheck interval (the engine's default, 30 s, when it sets none)."""
+    return (((attrs.get("Config") or {}).get("Healthcheck") or {}).get("Interval") or 30_000_000_000) / 1e9
+
+
+def settled_startup(
+    read: Callable[[], dict[str, Any]],
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[float | None, str]:
+    """startup_seconds of the inspect document read() gives, read again until the engine's first passing
+    probe is in its log, for at most two healthcheck intervals. `lab up` is done when its own probe (every
+    0.25 s) passes, which can be before the engine's (every few seconds) has run at all."""
+    attrs = read()
+    deadline = clock() + 2 * health_interval_s(attrs) + 1
+    seconds, note = startup_seconds(attrs)
+    while note in (NO_PROBE_YET, NOT_HEALTHY_YET) and clock() < deadline:
+        sleep(0.5)
+        seconds, note = startup_seconds(read())
+    return seconds, note
 
 
 def cpu_ns(stats: dict[str, Any]) -> int | None:

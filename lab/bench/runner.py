@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -407,7 +408,7 @@ class Bench:
                 startup[app.name] = (round(self.restart(app), 3), "")
                 self.containers = self.find_containers()
             else:
-                startup[app.name] = probe.startup_seconds(self.containers[app.name].attrs)
+                startup[app.name] = probe.settled_startup(partial(_reloaded, self.containers[app.name]))
         verdicts = self.verify(apps)
         measured = [a for a in apps if not verdicts[a.name][FAIL]]
         for app in apps:
@@ -591,6 +592,12 @@ def tool_ulimits(tool: Stack) -> list[docker.types.Ulimit]:
     """The load container's open files: its stack's (lab.stacks.NOFILE), as the compose file gives it."""
     nofile = tool.limits.nofile
     return [docker.types.Ulimit(name="nofile", soft=nofile, hard=nofile)] if nofile else []
+
+
+def _reloaded(container: Any) -> dict[str, Any]:
+    """A container's inspect document, read afresh."""
+    container.reload()
+    return container.attrs
 
 
 def _lab_version() -> str:

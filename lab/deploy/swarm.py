@@ -31,6 +31,9 @@ from lab.state import atomic_write
 
 SWARM_DIR = f"{DEPLOY_DIR}/swarm"  # on the manager: the stack file, swarm-deploy, the secrets' files
 MAX_REPLICAS = 20
+# The labels the engine puts on every task's container of a stack.
+STACK_LABEL = "com.docker.stack.namespace"
+SERVICE_LABEL = "com.docker.swarm.service.name"
 _SCALE = re.compile(r"^(?P<name>[a-z][a-z0-9]*)=(?P<count>\d{1,3})$")
 
 
@@ -203,12 +206,9 @@ def node_addresses(settings: Settings, nodes: Sequence[Target]) -> list[str]:
     return [on_manager(settings, node, node_address_command(), timeout=60).strip() for node in nodes]
 
 
-DATABASE_TASK_FILTER = "label=com.docker.swarm.service.name={project}_{name}"
-
-
 def database_container_command(name: str, project: str = PROJECT) -> list[str]:
     """The ID of the container of the database's task on its node."""
-    return ["docker", "ps", "--quiet", "--filter", DATABASE_TASK_FILTER.format(project=project, name=name)]
+    return ["docker", "ps", "--quiet", "--filter", f"label={SERVICE_LABEL}={project}_{name}"]
 
 
 def database_node(nodes: Sequence[Target]) -> Target:
@@ -230,9 +230,6 @@ def database(settings: Settings, node: Target, name: str) -> remote.RemoteDataba
 
 
 # -- a node's own tasks, from its engine (lab bench through the swarm) ------------------------------------------
-
-STACK_LABEL = "com.docker.stack.namespace"  # on every task's container of the stack
-SERVICE_LABEL = "com.docker.swarm.service.name"
 
 
 def task_filters(project: str = PROJECT) -> dict[str, str]:

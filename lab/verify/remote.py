@@ -42,10 +42,10 @@ def swarm_contract_results(
     on the node that holds it (lab.deploy.swarm.database_node); `lab verify` and `lab bench` on a swarm. No
     database stop-and-start: the swarm would start a new task, not the same container. nodes: logged in already."""
     db = swarm.database(lab.settings, swarm.database_node(nodes), lab.database.name)
+    names, bare = [a.name for a in apps], [a.name for a in apps if a.bare]
     found = {}
     for node in nodes:
         with console.status(f"verifying {node.inventory_name} …"):
-            names, bare = [a.name for a in apps], [a.name for a in apps if a.bare]
             found[node.inventory_name] = contract.verify(node.url, names, db, restart_db=False, bare=bare)
     return found
 

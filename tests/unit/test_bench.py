@@ -974,3 +974,23 @@ def test_error_runs_over_https_say_so():
 
 def test_cli_has_tls():
     assert "--tls" in CliRunner().invoke(_mounted(), ["bench", "run", "--help"], terminal_width=200).output
+
+
+def test_startup_waits_for_the_engines_first_passing_probe_for_two_intervals_at_most():
+    # `lab up` was done by its own probe; the engine's runs every 3 s and has not passed yet.
+    started = "2026-01-01T10:00:00Z"
+    failed = ("2026-01-01T10:00:03Z", "2026-01-01T10:00:03.1Z", 1)
+    pending, failing = _attrs(started, []), _attrs(started, [failed])
+    passed = _attrs(started, [failed, ("2026-01-01T10:00:06Z", "2026-01-01T10:00:06.4Z", 0)])
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    reads = iter([pending, failing, passed])
+    assert probe.settled_startup(lambda: next(reads), sleep, lambda: now[0]) == (6.4, "")
+    assert now[0] == 1.0
+    # never passing: it gives up after two intervals and a second, and says why
+    now[0] = 0.0
+    assert probe.settled_startup(lambda: failing, sleep, lambda: now[0]) == (None, probe.NOT_HEALTHY_YET)
+    assert now[0] == 7.0
