@@ -195,7 +195,8 @@ NOTE = (
     "open once all had been tried. Closed and reset: by the server; unanswered: no answer within the timeout; "
     "errors: a status of 400 or more. Latency over every answered request. Memory of the container holding "
     "them (the app's, nginx's for the ceiling), idle before and highest during the run; per connection: "
-    "(peak − idle) / held."
+    "(peak − idle) / held, — when the peak was not above idle (the page cache the kernel reclaims during a "
+    "short hold can outweigh what the connections cost)."
 )
 
 
@@ -226,7 +227,7 @@ def rows(document: dict[str, Any]) -> list[list[str]]:
         mark = "" if h["ok"] else f" {WARN}"
         idle, peak = h["memory_idle_bytes"], h["memory_peak_bytes"]
         per = None
-        if held and idle is not None and peak is not None:
+        if held and idle is not None and peak is not None and peak > idle:
             per = f"{(peak - idle) / held / 1024:,.1f} KB"
         found.append(
             [

@@ -249,6 +249,8 @@ def test_a_document_with_holds_is_valid_and_its_table_tells_the_servers_apart(tm
     assert rows[2][:2] == ["ceiling", "nginx"]
     assert rows[0][10:] == ["1.5", "250.0", "40 MB → 118 MB", "8.0 KB"]
     assert rows[1][13] == "80.0 KB"  # the same memory over a tenth of the connections
+    document["holds"][2]["memory_peak_bytes"] = document["holds"][2]["memory_idle_bytes"] - 2**20
+    assert hold.rows(document)[2][12:] == ["40 MB → 39 MB", "—"]  # reclaimed cache, not a negative cost
     results.save(document, tmp_path / "results.json")
     md, page = report.write(results.load(tmp_path / "results.json"), tmp_path)
     text = md.read_text()

@@ -35,9 +35,9 @@ def application(environ, start_response):
 
     gluon sends its 200s without one (only 4xx get it) and leaves framing to the server. Gunicorn
     and Granian chunk such a body; uWSGI's keep-alive socket (http11-socket) does not, so the body
-    would end only at uWSGI's socket timeout (4 s). web2py's own uWSGI recipes speak the uwsgi
-    protocol, one connection per request, where this never shows; behind nginx over HTTP with
-    keep-alive it must be said. gluon never calls write(): it returns a list, or an iterator when it
+    ended only at uWSGI's socket timeout (4 s). Only a server that closes after each response (as
+    the lab's uWSGI does now, and web2py's own uWSGI recipes over the uwsgi protocol) frames it by
+    the close; over HTTP with keep-alive the length must be said. gluon never calls write(): it returns a list, or an iterator when it
     streams, which keeps its framing.
     """
     started = []
