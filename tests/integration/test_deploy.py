@@ -12,6 +12,7 @@ On the VM's default release (Debian 13); LAB_TEST_DEBIAN=12 (or 12,13) runs it o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -479,8 +480,19 @@ def check_https_on_host(app: str) -> None:
     assert mode.stdout.split("\n")[:2] == ["640 root 10001", "750 root 10001"], mode.stdout + mode.stderr
 
 
+@contextlib.contextmanager
+def step(name: str):
+    """Prints how long a step of the end to end took (shown by `pytest -rP`, as CI runs it)."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        print(f"deploy e2e, {name}: {time.monotonic() - started:.0f} s")
+
+
 def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
-    first = deploy("--backup")
+    with step("first deploy"):
+        first = deploy("--backup")
     assert first.returncode == 0, first.stderr[-3000:]
     assert f"no backup: {VM} has no lab yet" in first.stderr
     plain = re.search(r"the same with plain Ansible: (.+)", first.stdout + first.stderr)
@@ -491,12 +503,16 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     assert " 0 failed" in verify.stdout
     assert re.search(r"https\s+│\s+tls\s+│\s+pass", verify.stdout), verify.stdout[-4000:]  # the TLS checks ran
     check_https_on_host(apps[0])
-    check_bench_on_host(apps[0], tmp_path)
-    check_backup_and_restore_on_host(engine, apps[0])
-    check_changed_host_key_is_refused(engine)
+    with step("bench"):
+        check_bench_on_host(apps[0], tmp_path)
+    with step("backup and restore"):
+        check_backup_and_restore_on_host(engine, apps[0])
+    with step("changed host key"):
+        check_changed_host_key_is_refused(engine)
 
     before = vm_containers()
-    again = deploy("--backup")  # the backup changes nothing on the host
+    with step("second deploy"):
+        again = deploy("--backup")  # the backup changes nothing on the host
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"backup of hello_world on {VM}: {BACKUPS}" in again.stderr
     assert ", 0 changed," in again.stdout, again.stdout
@@ -515,7 +531,7 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     # Under load: 64 keep-alive connections through the host's nginx, to the changed app and another.
     paths = [f"/{app}/plaintext", f"/{app}/db", f"/{apps[-1]}/plaintext", f"/{apps[-1]}/db"]
     try:
-        with CountedLoad(HTTP_PORT, paths, **SWAP_LOAD) as load:
+        with CountedLoad(HTTP_PORT, paths, **SWAP_LOAD) as load, step("changed app under load"):
             result = deploy(env=vm_env(LAB_HOME=str(home)))
         assert result.returncode == 0, result.stderr[-3000:]
         shipped = re.findall(r"shipped (\S+): (\d+) of (\d+) layers, (\d+) bytes", result.stdout)
@@ -536,13 +552,19 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
     assert int(size) < 10 * 2**20, f"{size} bytes for one changed file"
     assert int(sent) < int(total)  # the layers the host had were not sent again
 
-    check_rollback_on_host(app, apps[-1])
-    check_root_deploy(vm, engine, app)
-    check_ssh_dropped_while_shipping(engine, apps[-1])
-    check_domain_on_host(engine, apps[0], tmp_path)
-    check_second_controller(engine, apps[0], tmp_path)
+    with step("rollback"):
+        check_rollback_on_host(app, apps[-1])
+    with step("root@ twice"):
+        check_root_deploy(vm, engine, app)
+    with step("SSH dropped while shipping"):
+        check_ssh_dropped_while_shipping(engine, apps[-1])
+    with step("--domain with Pebble"):
+        check_domain_on_host(engine, apps[0], tmp_path)
+    with step("second controller"):
+        check_second_controller(engine, apps[0], tmp_path)
 
-    result = run_lab("undeploy", "--vm", VM, env=vm_env())
+    with step("undeploy"):
+        result = run_lab("undeploy", "--vm", VM, env=vm_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert vm_containers() == {}
     assert on_vm("sudo docker image ls --quiet --filter 'reference=framework-lab/*'").stdout.strip() == ""
