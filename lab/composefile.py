@@ -7,6 +7,8 @@ stay `${LAB_*}` variables with the same defaults as lab.settings.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,12 @@ def _var(stack: Stack, what: str) -> str:
 def _tmp(stack: Stack) -> list[str]:
     # Sized: an unsized tmpfs may grow to half the host's memory.
     return [f"/tmp:size={_env(_var(stack, 'TMP'), stack.limits.tmp)},mode=1777"]
+
+
+def open_files(stack: Stack, environ: Mapping[str, str] = os.environ) -> int:
+    """The open files its container asks for: LAB_<STACK>_NOFILE, else its manifest's (0: none asked)."""
+    value = environ.get(_var(stack, "NOFILE"), "")
+    return int(value) if value.isdigit() else stack.limits.nofile
 
 
 def ulimits(stack: Stack) -> dict[str, Any]:

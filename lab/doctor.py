@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 
-from lab import baseimage, engine, portcheck
+from lab import baseimage, composefile, engine, portcheck
 from lab import stacks as stacklib
 from lab.errors import LabError
 from lab.settings import Settings
 
 MIN_FREE_GIB = 5
+DOCKERD_PIDFILE = Path("/var/run/docker.pid")  # dockerd's default --pidfile
 
 
 @dataclass
@@ -38,6 +41,40 @@ def check_ca(settings: Settings) -> Check:
     if not count:
         return Check("CA bundle", "fail", f"{bundle} holds no PEM certificate", "point ca_bundle at a PEM bundle")
     return Check("CA bundle", "ok", f"{bundle} ({count} certificates), handed to builds as a secret")
+
+
+def hard_open_files(limits: str) -> int | None:
+    """The hard "Max open files" of a /proc/PID/limits text (None: unlimited, or no such line)."""
+    for line in limits.splitlines():
+        if line.startswith("Max open files"):
+            hard = line.split()[4]
+            return int(hard) if hard.isdigit() else None
+    return None
+
+
+def local_dockerd_limits(environ: Mapping[str, str] = os.environ, pidfile: Path = DOCKERD_PIDFILE) -> str | None:
+    """/proc/PID/limits of the engine on this machine (None: a remote engine, or none found)."""
+    host = environ.get("DOCKER_HOST", "")
+    if host and not host.startswith("unix://"):
+        return None
+    try:
+        return Path(f"/proc/{int(pidfile.read_text().strip())}/limits").read_text()
+    except (OSError, ValueError):
+        return None
+
+
+def check_open_files(hard: int | None, needed: int) -> Check:
+    """A container may not have more open files than dockerd's own hard limit: `lab up` would fail
+    to start it (compose gives every container its stack's nofile, soft = hard)."""
+    if hard is None or hard >= needed:
+        limit = "no limit" if hard is None else f"{hard:,}"
+        return Check("open files", "ok", f"dockerd allows {limit}; the lab's containers ask for {needed:,}")
+    return Check(
+        "open files",
+        "fail",
+        f"dockerd's hard limit is {hard:,} open files; the lab's containers ask for {needed:,}",
+        "raise dockerd's LimitNOFILE (systemctl edit docker), or lower LAB_<STACK>_NOFILE",
+    )
 
 
 def run_checks(settings: Settings) -> list[Check]:
@@ -114,5 +151,9 @@ def run_checks(settings: Settings) -> list[Check]:
                     "apt-get install debootstrap, or docker load the image",
                 )
             )
+    limits = local_dockerd_limits() if client is not None else None
+    needed = [composefile.open_files(s) for s in stacklib.discover(settings.stacks_dir)]
+    if limits is not None and any(needed):
+        checks.append(check_open_files(hard_open_files(limits), max(needed)))
     checks.append(check_ca(settings))
     return checks

@@ -42,7 +42,8 @@ _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 # many-connections test (lab.bench.hold, up to lab.bench.wrk.MAX_CONNECTIONS), wrk and the apps hold one
 # descriptor per connection; nginx derives worker_rlimit_nofile and worker_connections from it
 # (stacks/nginx/entrypoint.sh). No container may have more than the engine's own hard limit: 20000 is
-# what dockerd here runs with (Debian's docker.service gives it more: raise LAB_<STACK>_NOFILE there).
+# what dockerd here runs with (Debian's docker.service gives it more: raise LAB_<STACK>_NOFILE there; `lab doctor`
+# compares the two).
 NOFILE = 20000
 
 
