@@ -6,7 +6,8 @@ and swapped alone under 64 connections of load with no failed request → `lab r
 `lab rollback --vm` under load → `--host root@…` twice (the first shuts root out and carries on as the deploy user, the
 second logs in as that user) → SSH dropped in the middle of image shipping, then deploy again → `--domain` against
 Pebble: a certificate issued, verified and renewed under load → a second
-controller with new secrets deploys → undeploy → vm down, leaving nothing behind. Every `lab` command runs
+controller with new secrets deploys → undeploy (the SSH drop and the second controller are slow failure variants:
+LAB_TEST_VARIANTS=1 runs them) → vm down, leaving nothing behind. Every `lab` command runs
 with fake cloud tokens in its environment, and none of them may be stored anywhere.
 On the VM's default release (Debian 13); LAB_TEST_DEBIAN=12 (or 12,13) runs it on Debian 12 (test ids [debian12])."""
 
@@ -36,6 +37,7 @@ from tests.integration import pebble
 from tests.integration.conftest import (
     LAB,
     ROOT,
+    VARIANTS,
     debian_releases,
     get,
     lab_env,
@@ -556,12 +558,16 @@ def test_deploy_verify_redeploy_change_undeploy(vm, engine, apps, tmp_path):
         check_rollback_on_host(app, apps[-1])
     with step("root@ twice"):
         check_root_deploy(vm, engine, app)
-    with step("SSH dropped while shipping"):
-        check_ssh_dropped_while_shipping(engine, apps[-1])
+    if VARIANTS:
+        with step("SSH dropped while shipping"):
+            check_ssh_dropped_while_shipping(engine, apps[-1])
     with step("--domain with Pebble"):
         check_domain_on_host(engine, apps[0], tmp_path)
-    with step("second controller"):
-        check_second_controller(engine, apps[0], tmp_path)
+    if VARIANTS:
+        with step("second controller"):
+            check_second_controller(engine, apps[0], tmp_path)
+    else:
+        print("deploy e2e: SSH dropped while shipping, second controller: left out (LAB_TEST_VARIANTS=1 runs them)")
 
     with step("undeploy"):
         result = run_lab("undeploy", "--vm", VM, env=vm_env())
